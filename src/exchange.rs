@@ -1,0 +1,195 @@
+//! One request/response exchange: the request as read, and the ways to answer it (a sized
+//! JSON body, an error, or an event stream written chunk by chunk with one flush per event).
+//!
+//! Streams bypass tiny_http's `respond`, whose chunked encoder holds 8 KiB before writing:
+//! the status line, headers and chunk framing are written here, straight to the socket.
+
+use std::io::{self, Cursor, Write};
+use std::time::Instant;
+
+use serde_json::Value;
+use tiny_http::{Header, Method, Request, Response};
+
+use crate::error::ProxyError;
+
+/// A request being served.
+pub struct Exchange {
+    request: Option<Request>,
+    method: Method,
+    path: String,
+    /// The request body, fully read.
+    pub body: Vec<u8>,
+    /// The id sent back in `x-request-id` and used in logs.
+    pub request_id: String,
+    /// When the request was accepted.
+    pub started: Instant,
+    /// The status sent, once answered.
+    pub status: Option<u16>,
+    /// Set by handlers for the request log: the model asked for.
+    pub model: Option<String>,
+    /// Set by handlers for the request log: whether the answer streamed.
+    pub streamed: bool,
+}
+
+impl Exchange {
+    /// Wraps a request whose body has been read.
+    pub fn new(request: Request, body: Vec<u8>, request_id: String, started: Instant) -> Self {
+        let url = request.url();
+        let path = url
+            .split_once('?')
+            .map_or(url, |(path, _)| path)
+            .to_string();
+        Exchange {
+            method: request.method().clone(),
+            path,
+            request: Some(request),
+            body,
+            request_id,
+            started,
+            status: None,
+            model: None,
+            streamed: false,
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path without the query string.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// A request header's value (first occurrence).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.request.as_ref().and_then(|r| {
+            r.headers()
+                .iter()
+                .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+                .map(|h| h.value.as_str())
+        })
+    }
+
+    /// Whether an answer has been sent (or started).
+    pub fn is_answered(&self) -> bool {
+        self.request.is_none()
+    }
+
+    /// Answers with a JSON body.
+    pub fn respond_json(&mut self, status: u16, body: &Value, headers: &[(String, String)]) {
+        let Some(request) = self.request.take() else {
+            return;
+        };
+        self.status = Some(status);
+        let bytes = body.to_string().into_bytes();
+        let length = bytes.len();
+        let mut response = Response::new(
+            status.into(),
+            Vec::new(),
+            Cursor::new(bytes),
+            Some(length),
+            None,
+        );
+        let fixed = [
+            ("Content-Type", "application/json"),
+            ("x-request-id", self.request_id.as_str()),
+        ];
+        let extra = headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        for (name, value) in fixed.into_iter().chain(extra) {
+            if let Some(header) = header(name, value) {
+                response.add_header(header);
+            }
+        }
+        // A client that went away is not an error worth more than a debug line.
+        if let Err(error) = request.respond(response) {
+            log::debug!("{} client write failed: {}", self.request_id, error.kind());
+        }
+    }
+
+    /// Answers with an OpenAI-shaped error.
+    pub fn respond_error(&mut self, error: &ProxyError, headers: &[(String, String)]) {
+        let mut all: Vec<(String, String)> = error
+            .headers()
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect();
+        all.extend_from_slice(headers);
+        self.respond_json(error.status(), &error.body(), &all);
+    }
+
+    /// Starts a `text/event-stream` answer. Fails when already answered or the client is gone.
+    pub fn start_stream(&mut self, headers: &[(String, String)]) -> io::Result<EventStream> {
+        let request = self
+            .request
+            .take()
+            .ok_or_else(|| io::Error::other("already answered"))?;
+        self.status = Some(200);
+        self.streamed = true;
+        let chunked = *request.http_version() >= tiny_http::HTTPVersion(1, 1);
+        let mut head = String::from("HTTP/1.1 200 OK\r\n");
+        head.push_str("Content-Type: text/event-stream; charset=utf-8\r\n");
+        head.push_str("Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+        head.push_str(&format!("x-request-id: {}\r\n", self.request_id));
+        for (name, value) in headers {
+            if crate::config::is_header_safe(name) && crate::config::is_header_safe(value) {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        if chunked {
+            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+        } else {
+            head.push_str("Connection: close\r\n\r\n");
+        }
+        let mut writer = request.into_writer();
+        writer.write_all(head.as_bytes())?;
+        writer.flush()?;
+        Ok(EventStream {
+            writer,
+            chunked,
+            bytes: 0,
+        })
+    }
+}
+
+/// An event stream being written to a client.
+pub struct EventStream {
+    writer: Box<dyn Write + Send>,
+    chunked: bool,
+    bytes: u64,
+}
+
+impl EventStream {
+    /// Writes one frame and flushes it. An error means the client is gone (or too slow).
+    pub fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if frame.is_empty() {
+            return Ok(());
+        }
+        if self.chunked {
+            let mut chunk = Vec::with_capacity(frame.len() + 12);
+            chunk.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
+            chunk.extend_from_slice(frame);
+            chunk.extend_from_slice(b"\r\n");
+            self.writer.write_all(&chunk)?;
+        } else {
+            self.writer.write_all(frame)?;
+        }
+        self.bytes += frame.len() as u64;
+        self.writer.flush()
+    }
+
+    /// Ends the stream cleanly.
+    pub fn finish(mut self) -> io::Result<u64> {
+        if self.chunked {
+            self.writer.write_all(b"0\r\n\r\n")?;
+        }
+        self.writer.flush()?;
+        Ok(self.bytes)
+    }
+}
+
+/// A header, or `None` when the name or value is not valid in HTTP (such a header is skipped).
+fn header(name: &str, value: &str) -> Option<Header> {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}

@@ -1,0 +1,82 @@
+//! Reading request bodies: bounded in size and in time, and off the worker pool.
+//!
+//! tiny_http hands a request over once its headers are parsed; a body larger than its 1 KiB
+//! read-ahead is still on the socket. Reading it on a worker would let a client that sends
+//! headers and then stalls hold that worker. So small bodies (already buffered) are taken
+//! inline, and larger ones are read on a short-lived intake thread, which costs nothing
+//! shared; only a complete body reaches the worker queue. The socket read timeout (set on
+//! the listener, see `server`) bounds each read, and the deadline here the whole body.
+
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
+
+use tiny_http::Request;
+
+use crate::error::ProxyError;
+
+/// tiny_http reads bodies up to this size together with the headers.
+const BUFFERED_BY_TINY_HTTP: usize = 1024;
+
+/// Whether reading this request's body may block on the client.
+pub fn may_block(request: &Request) -> bool {
+    let expects_continue = request.headers().iter().any(|h| h.field.equiv("Expect"));
+    let chunked = request
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Transfer-Encoding"));
+    match request.body_length() {
+        Some(0) => false,
+        Some(length) => length > BUFFERED_BY_TINY_HTTP || expects_continue,
+        None => chunked,
+    }
+}
+
+/// The declared length is already over the limit: refuse before reading anything.
+pub fn declared_too_large(request: &Request, limit: usize) -> bool {
+    request.body_length().is_some_and(|length| length > limit)
+}
+
+/// Reads the whole body, at most `limit` bytes, finishing by `deadline`.
+pub fn read_body(
+    request: &mut Request,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Vec<u8>, ProxyError> {
+    if declared_too_large(request, limit) {
+        return Err(ProxyError::PayloadTooLarge { limit });
+    }
+    let declared = request.body_length();
+    let started = Instant::now();
+    let capacity = request.body_length().unwrap_or(0).min(limit);
+    let mut body = Vec::with_capacity(capacity);
+    let mut chunk = [0u8; 16 * 1024];
+    let reader = request.as_reader();
+    loop {
+        if started.elapsed() > deadline {
+            return Err(ProxyError::RequestTimeout);
+        }
+        match reader.read(&mut chunk) {
+            Ok(0) if declared.is_some_and(|length| length != body.len()) => {
+                return Err(ProxyError::invalid_body(
+                    "The request body ended before its declared Content-Length.",
+                ));
+            }
+            Ok(0) => return Ok(body),
+            Ok(read) => {
+                if body.len() + read > limit {
+                    return Err(ProxyError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk[..read]);
+            }
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(ProxyError::RequestTimeout);
+            }
+            Err(_) => {
+                return Err(ProxyError::invalid_body(
+                    "The request body could not be read completely.",
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Parsing a request body as a JSON object, with errors that name the problem.
+
+use serde_json::{Map, Value};
+
+use crate::error::ProxyError;
+
+/// Parses `body` as a JSON object.
+pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ProxyError> {
+    if body.is_empty() {
+        return Err(ProxyError::invalid_body(
+            "The request body is empty; send a JSON object.",
+        ));
+    }
+    let text = std::str::from_utf8(body).map_err(|error| {
+        ProxyError::invalid_body(format!(
+            "The request body is not valid UTF-8 (invalid byte at offset {}).",
+            error.valid_up_to()
+        ))
+    })?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(other) => Err(ProxyError::invalid_body(format!(
+            "The request body must be a JSON object, not {}.",
+            kind(&other)
+        ))),
+        Err(error) => Err(ProxyError::invalid_body(format!(
+            "The request body is not valid JSON: {} at line {} column {}.",
+            category(&error),
+            error.line(),
+            error.column()
+        ))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The kind of JSON error, without echoing the input (which may hold prompt text).
+fn category(error: &serde_json::Error) -> &'static str {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Io => "read error",
+        Category::Syntax => "syntax error",
+        Category::Data => "data error",
+        Category::Eof => "unexpected end of input",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_each_problem() {
+        let message = |body: &[u8]| parse_object(body).expect_err("invalid").message();
+        assert!(message(b"").contains("empty"));
+        assert!(message(b"\xff\xfe").contains("UTF-8"));
+        assert!(message(b"{\"a\":").contains("not valid JSON"));
+        assert!(message(b"[1,2]").contains("an array"));
+        assert!(message(b"\"secret prompt\"").contains("a string"));
+        assert!(!message(b"{\"secret prompt").contains("secret"));
+        assert!(parse_object(b"{\"a\":1}").is_ok());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        assert!(parse_object(deep.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,345 @@
+//! The Responses stream, relayed and aggregated. Pure: upstream events in, client frames or a
+//! final Response object out.
+//!
+//! The Codex backend's `response.completed` carries `output: []` (contract §5); the real items
+//! arrive in `response.output_item.done` events. [`ResponsesTranscript`] remembers those items
+//! so that both the streaming relay (which fills the terminal event's `output`, because SDK
+//! stream helpers take their final response from it) and the non-streaming aggregator can
+//! rebuild the complete answer in output order.
+
+use serde_json::{Value, json};
+
+use crate::error::ProxyError;
+use crate::sse::{SseEvent, encode_frame};
+
+/// How a stream ended, once it has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// `response.completed`: the response object, output filled.
+    Completed(Value),
+    /// `response.incomplete`: the response object, output filled.
+    Incomplete(Value),
+    /// `response.failed` or an `error` event.
+    Failed {
+        /// Upstream error code.
+        code: String,
+        /// Upstream error message.
+        message: String,
+    },
+}
+
+/// What the stream has said so far.
+#[derive(Debug, Default)]
+pub struct ResponsesTranscript {
+    /// Finished output items with their `output_index` (arrival order breaks ties).
+    items: Vec<(u64, Value)>,
+    last_sequence: Option<u64>,
+    ending: Option<Ending>,
+    skipped_frames: usize,
+}
+
+impl ResponsesTranscript {
+    /// An empty transcript.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one upstream event and returns the client frame to relay for it, or `None`
+    /// for frames that are not JSON objects (skipped, as the Codex CLI skips them).
+    pub fn relay(&mut self, event: &SseEvent) -> Option<Vec<u8>> {
+        let mut value: Value = match serde_json::from_str(&event.data) {
+            Ok(value @ Value::Object(_)) => value,
+            _ => {
+                self.skipped_frames += 1;
+                return None;
+            }
+        };
+        let rewritten = self.observe(&mut value);
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let name = kind.as_deref().or(event.event.as_deref());
+        if rewritten {
+            Some(encode_frame(name, &value.to_string()))
+        } else {
+            Some(encode_frame(name, &event.data))
+        }
+    }
+
+    /// Records one upstream event without producing a frame (non-streaming callers).
+    pub fn record(&mut self, event: &SseEvent) {
+        match serde_json::from_str(&event.data) {
+            Ok(mut value @ Value::Object(_)) => {
+                self.observe(&mut value);
+            }
+            _ => self.skipped_frames += 1,
+        }
+    }
+
+    /// Updates the transcript from one event; returns true when the event was rewritten.
+    fn observe(&mut self, value: &mut Value) -> bool {
+        if let Some(sequence) = value.get("sequence_number").and_then(Value::as_u64) {
+            self.last_sequence = Some(sequence);
+        }
+        match value.get("type").and_then(Value::as_str).unwrap_or("") {
+            "response.output_item.done" => {
+                if let Some(item) = value.get("item").filter(|i| i.is_object()) {
+                    let index = value
+                        .get("output_index")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(self.items.len() as u64);
+                    self.items.push((index, item.clone()));
+                }
+                false
+            }
+            kind @ ("response.completed" | "response.incomplete") => {
+                let completed = kind == "response.completed";
+                let rewritten = self.fill_output(value);
+                let response = value.get("response").cloned().unwrap_or_else(|| json!({}));
+                self.ending = Some(if completed {
+                    Ending::Completed(response)
+                } else {
+                    Ending::Incomplete(response)
+                });
+                rewritten
+            }
+            "response.failed" => {
+                let error = value.pointer("/response/error");
+                self.ending = Some(Ending::Failed {
+                    code: text_field(error, "code").unwrap_or_else(|| "response_failed".into()),
+                    message: text_field(error, "message")
+                        .unwrap_or_else(|| "The upstream response failed.".into()),
+                });
+                false
+            }
+            "error" => {
+                let error = Some(&*value);
+                self.ending = Some(Ending::Failed {
+                    code: text_field(error, "code").unwrap_or_else(|| "upstream_error".into()),
+                    message: text_field(error, "message")
+                        .unwrap_or_else(|| "The upstream reported an error.".into()),
+                });
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Puts the collected items into `response.output` when the upstream left it empty.
+    fn fill_output(&self, value: &mut Value) -> bool {
+        let Some(response) = value.get_mut("response").and_then(Value::as_object_mut) else {
+            return false;
+        };
+        let empty = response
+            .get("output")
+            .is_none_or(|o| o.as_array().is_some_and(Vec::is_empty) || o.is_null());
+        if !empty || self.items.is_empty() {
+            return false;
+        }
+        response.insert("output".into(), Value::Array(self.output_items()));
+        true
+    }
+
+    /// The collected items in output order.
+    fn output_items(&self) -> Vec<Value> {
+        let mut items: Vec<&(u64, Value)> = self.items.iter().collect();
+        items.sort_by_key(|(index, _)| *index);
+        items.into_iter().map(|(_, item)| item.clone()).collect()
+    }
+
+    /// Whether a terminal event has been seen.
+    pub fn is_finished(&self) -> bool {
+        self.ending.is_some()
+    }
+
+    /// How many frames were skipped as unparseable.
+    pub fn skipped_frames(&self) -> usize {
+        self.skipped_frames
+    }
+
+    /// An in-band `error` event for a failure the proxy detected (EOF, timeout, reset),
+    /// numbered after the last upstream event so strict clients accept it.
+    pub fn error_frame(&mut self, error: &ProxyError) -> Vec<u8> {
+        let sequence = self.last_sequence.map_or(0, |s| s + 1);
+        self.last_sequence = Some(sequence);
+        let frame = json!({
+            "type": "error",
+            "code": error.code(),
+            "message": error.message(),
+            "param": error.param(),
+            "sequence_number": sequence,
+        });
+        encode_frame(Some("error"), &frame.to_string())
+    }
+
+    /// The stream's ending; an upstream EOF before any terminal event is an error.
+    pub fn ending(&self) -> Result<&Ending, ProxyError> {
+        self.ending.as_ref().ok_or_else(eof_before_completion)
+    }
+
+    /// The final Response object for a non-streaming caller.
+    pub fn into_response(self) -> Result<Value, ProxyError> {
+        match self.ending {
+            Some(Ending::Completed(response)) | Some(Ending::Incomplete(response)) => Ok(response),
+            Some(Ending::Failed { code, message }) => {
+                Err(ProxyError::ResponseFailed { code, message })
+            }
+            None => Err(eof_before_completion()),
+        }
+    }
+}
+
+/// The error for a stream that ended without a terminal event (contract §5.4).
+pub fn eof_before_completion() -> ProxyError {
+    ProxyError::UpstreamStreamBroken {
+        cause: "stream closed before response.completed".into(),
+    }
+}
+
+fn text_field(value: Option<&Value>, key: &str) -> Option<String> {
+    value?.get(key)?.as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::SseReader;
+
+    fn event(value: Value) -> SseEvent {
+        SseEvent {
+            event: value["type"].as_str().map(str::to_string),
+            data: value.to_string(),
+        }
+    }
+
+    fn message(id: &str, text: &str) -> Value {
+        json!({"type": "message", "id": id, "role": "assistant", "status": "completed",
+               "content": [{"type": "output_text", "text": text, "annotations": []}]})
+    }
+
+    fn script() -> Vec<Value> {
+        vec![
+            json!({"type": "response.created", "sequence_number": 0,
+                   "response": {"id": "resp_1", "status": "in_progress", "output": []}}),
+            json!({"type": "response.output_text.delta", "sequence_number": 1, "delta": "he"}),
+            json!({"type": "response.output_item.done", "sequence_number": 2, "output_index": 1,
+                   "item": message("msg_2", "second")}),
+            json!({"type": "response.output_item.done", "sequence_number": 3, "output_index": 0,
+                   "item": {"type": "reasoning", "id": "rs_1", "summary": []}}),
+            json!({"type": "response.completed", "sequence_number": 4,
+                   "response": {"id": "resp_1", "status": "completed", "output": [],
+                                "usage": {"input_tokens": 3, "output_tokens": 5, "total_tokens": 8}}}),
+        ]
+    }
+
+    fn parse_frames(frames: &[u8]) -> Vec<Value> {
+        let mut reader = SseReader::new(frames, 1 << 20);
+        let mut out = Vec::new();
+        while let Some(event) = reader.next_event().expect("frames parse") {
+            out.push(serde_json::from_str(&event.data).expect("json"));
+        }
+        out
+    }
+
+    #[test]
+    fn relay_fills_completed_output_in_output_order() {
+        let mut transcript = ResponsesTranscript::new();
+        let mut frames = Vec::new();
+        for value in script() {
+            frames.extend(transcript.relay(&event(value)).expect("frame"));
+        }
+        assert!(transcript.is_finished());
+        let relayed = parse_frames(&frames);
+        assert_eq!(relayed.len(), 5);
+        let output = &relayed[4]["response"]["output"];
+        assert_eq!(output[0]["type"], "reasoning");
+        assert_eq!(output[1]["id"], "msg_2");
+        assert_eq!(relayed[1], script()[1], "other events pass unchanged");
+    }
+
+    #[test]
+    fn aggregate_rebuilds_the_response_with_usage() {
+        let mut transcript = ResponsesTranscript::new();
+        for value in script() {
+            transcript.record(&event(value));
+        }
+        let response = transcript.into_response().expect("completed");
+        assert_eq!(response["output"].as_array().map(Vec::len), Some(2));
+        assert_eq!(response["usage"]["total_tokens"], 8);
+        assert_eq!(response["status"], "completed");
+    }
+
+    #[test]
+    fn completed_output_that_is_already_filled_is_kept() {
+        let mut transcript = ResponsesTranscript::new();
+        transcript.record(&event(
+            json!({"type": "response.output_item.done", "output_index": 0,
+                                         "item": message("msg_a", "a")}),
+        ));
+        transcript.record(&event(json!({"type": "response.completed",
+            "response": {"id": "r", "output": [message("msg_b", "b")]}})));
+        let response = transcript.into_response().expect("completed");
+        assert_eq!(response["output"][0]["id"], "msg_b");
+    }
+
+    #[test]
+    fn incomplete_keeps_its_status_and_details() {
+        let mut transcript = ResponsesTranscript::new();
+        transcript.record(&event(
+            json!({"type": "response.output_item.done", "output_index": 0,
+                                         "item": message("msg_a", "partial")}),
+        ));
+        transcript.record(&event(json!({"type": "response.incomplete", "response": {
+            "id": "r", "status": "incomplete", "output": [],
+            "incomplete_details": {"reason": "max_output_tokens"}}})));
+        let response = transcript.into_response().expect("incomplete is an answer");
+        assert_eq!(response["status"], "incomplete");
+        assert_eq!(
+            response["incomplete_details"]["reason"],
+            "max_output_tokens"
+        );
+        assert_eq!(response["output"][0]["content"][0]["text"], "partial");
+    }
+
+    #[test]
+    fn failed_maps_to_an_error_with_the_upstream_code() {
+        let mut transcript = ResponsesTranscript::new();
+        transcript.record(&event(json!({"type": "response.failed", "response": {
+            "id": "r", "status": "failed",
+            "error": {"code": "context_length_exceeded", "message": "too long"}}})));
+        let error = transcript.into_response().expect_err("failed");
+        assert_eq!(error.status(), 400);
+        assert_eq!(error.code().as_deref(), Some("context_length_exceeded"));
+    }
+
+    #[test]
+    fn eof_without_completion_is_an_error_and_the_error_frame_is_numbered() {
+        let mut transcript = ResponsesTranscript::new();
+        let first = script().remove(0);
+        transcript.relay(&event(first));
+        assert!(transcript.ending().is_err());
+        let frame = transcript.error_frame(&eof_before_completion());
+        let parsed = parse_frames(&frame);
+        assert_eq!(parsed[0]["type"], "error");
+        assert_eq!(parsed[0]["sequence_number"], 1);
+        assert_eq!(parsed[0]["code"], "upstream_stream_broken");
+        assert!(parsed[0].get("param").is_some());
+        let error = transcript.into_response().expect_err("no completion");
+        assert_eq!(error.status(), 502);
+    }
+
+    #[test]
+    fn unknown_and_unparseable_events_do_not_break_the_stream() {
+        let mut transcript = ResponsesTranscript::new();
+        let unknown = transcript.relay(&event(json!({"type": "codex.rate_limits", "x": 1})));
+        assert!(unknown.is_some());
+        let garbage = transcript.relay(&SseEvent {
+            event: None,
+            data: "{not json".into(),
+        });
+        assert!(garbage.is_none());
+        assert_eq!(transcript.skipped_frames(), 1);
+        assert!(!transcript.is_finished());
+    }
+}

@@ -1,0 +1,321 @@
+//! The server: a tiny_http listener, a dispatcher, a bounded queue and a fixed worker pool.
+//!
+//! Invariants enforced here:
+//! - Concurrency is bounded by `WORKERS`, waiting by `QUEUE_DEPTH`; beyond both the proxy
+//!   answers 503 with `Retry-After` at once and never queues without limit.
+//! - Only complete bodies reach the queue (see `intake`), so a stalled client holds no worker.
+//! - A panicking handler answers 500 (when it had not answered yet) and its worker lives on.
+//! - Shutdown stops accepting, lets queued and in-flight requests finish within the grace
+//!   period, then returns.
+//! - Client sockets carry read and write timeouts (`CLIENT_TIMEOUT_SECS`): set on the
+//!   listener and inherited by every accepted socket, they bound slow bodies and headers,
+//!   idle keep-alive connections, and streams to clients that stopped reading. (On the
+//!   listener the read timeout also wakes `accept`; the patched tiny_http treats that, and
+//!   every other accept error, as passing instead of ending its accept thread.)
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tiny_http::Request;
+
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::exchange::Exchange;
+use crate::intake;
+
+/// Serves one exchange. Implemented by the router; tests wrap it.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers the exchange (a handler that returns without answering gets a 500).
+    fn handle(&self, exchange: &mut Exchange);
+}
+
+/// Limits the server needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Worker threads.
+    pub workers: usize,
+    /// Queue depth.
+    pub queue_depth: usize,
+    /// Body limit in bytes.
+    pub max_body_bytes: usize,
+    /// Client socket read/write timeout, and the whole-body deadline.
+    pub client_timeout: Duration,
+}
+
+impl ServerLimits {
+    /// The limits from a configuration.
+    pub fn from_config(config: &Config) -> Self {
+        ServerLimits {
+            workers: config.workers,
+            queue_depth: config.queue_depth,
+            max_body_bytes: config.max_body_bytes,
+            client_timeout: config.client_timeout,
+        }
+    }
+}
+
+struct Job {
+    request: Request,
+    body: Vec<u8>,
+    request_id: String,
+    started: Instant,
+}
+
+/// A running server.
+pub struct RunningServer {
+    addr: SocketAddr,
+    queue: Receiver<Job>,
+    stopping: Arc<AtomicBool>,
+    dispatcher: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Requests waiting for a worker now.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Stops accepting, lets in-flight and queued requests finish for up to `grace`.
+    /// Returns true when every worker finished in time.
+    pub fn stop(mut self, grace: Duration) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(dispatcher) = self.dispatcher.take()
+            && dispatcher.join().is_err()
+        {
+            log::error!("dispatcher thread panicked");
+        }
+        let deadline = Instant::now() + grace;
+        while self.workers.iter().any(|w| !w.is_finished()) {
+            if Instant::now() >= deadline {
+                let busy = self.workers.iter().filter(|w| !w.is_finished()).count();
+                log::warn!("shutdown grace period over with {busy} request(s) still running");
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+        true
+    }
+}
+
+/// Binds `host:port` and starts the dispatcher and the workers.
+pub fn start(
+    host: &str,
+    port: u16,
+    limits: ServerLimits,
+    handler: Arc<dyn Handler>,
+) -> io::Result<RunningServer> {
+    let listener = bind_with_timeouts(host, port, limits.client_timeout)?;
+    let addr = listener.local_addr()?;
+    let server = tiny_http::Server::from_listener(listener, None)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let (sender, receiver) = crossbeam_channel::bounded::<Job>(limits.queue_depth);
+    let mut workers = Vec::with_capacity(limits.workers);
+    for index in 0..limits.workers {
+        let receiver = receiver.clone();
+        let handler = handler.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("worker-{index}"))
+            .spawn(move || work(&receiver, handler.as_ref()))?;
+        workers.push(worker);
+    }
+    let stopping = Arc::new(AtomicBool::new(false));
+    let dispatcher = {
+        let stopping = stopping.clone();
+        std::thread::Builder::new()
+            .name("dispatcher".into())
+            .spawn(move || dispatch(server, &sender, &limits, &stopping))?
+    };
+    Ok(RunningServer {
+        addr,
+        queue: receiver,
+        stopping,
+        dispatcher: Some(dispatcher),
+        workers,
+    })
+}
+
+/// A listener whose accepted sockets inherit read and write timeouts (Linux copies socket
+/// options from the listening socket to accepted ones).
+fn bind_with_timeouts(host: &str, port: u16, timeout: Duration) -> io::Result<TcpListener> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let listener = TcpListener::bind((host, port))?;
+    // std offers socket timeouts on TcpStream only; the setsockopt calls are the same on
+    // any socket, so the listener's descriptor passes through a TcpStream and back.
+    let as_stream = TcpStream::from(OwnedFd::from(listener));
+    as_stream.set_read_timeout(Some(timeout))?;
+    as_stream.set_write_timeout(Some(timeout))?;
+    Ok(TcpListener::from(OwnedFd::from(as_stream)))
+}
+
+fn dispatch(
+    server: tiny_http::Server,
+    queue: &Sender<Job>,
+    limits: &ServerLimits,
+    stopping: &AtomicBool,
+) {
+    while !stopping.load(Ordering::SeqCst) {
+        let mut request = match server.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(request)) => request,
+            Ok(None) => continue,
+            Err(error) => {
+                log::error!("accept failed: {}", error.kind());
+                continue;
+            }
+        };
+        let request_id = new_request_id();
+        let started = Instant::now();
+        if intake::may_block(&request)
+            || intake::declared_too_large(&request, limits.max_body_bytes)
+        {
+            let queue = queue.clone();
+            let limits = limits.clone();
+            let spawned = std::thread::Builder::new()
+                .name("intake".into())
+                .spawn(move || {
+                    match intake::read_body(
+                        &mut request,
+                        limits.max_body_bytes,
+                        limits.client_timeout,
+                    ) {
+                        Ok(body) => enqueue(
+                            &queue,
+                            Job {
+                                request,
+                                body,
+                                request_id,
+                                started,
+                            },
+                        ),
+                        Err(error) => refuse(request, &error, &request_id),
+                    }
+                });
+            if let Err(error) = spawned {
+                log::error!("could not start an intake thread: {}", error.kind());
+            }
+            continue;
+        }
+        // Already buffered by tiny_http: reading cannot block.
+        let body =
+            match intake::read_body(&mut request, limits.max_body_bytes, limits.client_timeout) {
+                Ok(body) => body,
+                Err(error) => {
+                    refuse(request, &error, &request_id);
+                    continue;
+                }
+            };
+        enqueue(
+            queue,
+            Job {
+                request,
+                body,
+                request_id,
+                started,
+            },
+        );
+    }
+    log::info!("stopped accepting connections");
+}
+
+/// Puts a job on the queue, or answers 503 at once when the queue is full.
+fn enqueue(queue: &Sender<Job>, job: Job) {
+    match queue.try_send(job) {
+        Ok(()) => {}
+        Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+            // Answered off the dispatcher: a pipelining client can make a write wait for
+            // its previous response.
+            let Job {
+                request,
+                request_id,
+                ..
+            } = job;
+            let answer = move || refuse(request, &ProxyError::Overloaded, &request_id);
+            if std::thread::Builder::new()
+                .name("refuse".into())
+                .spawn(answer)
+                .is_err()
+            {
+                log::error!("could not start a thread to answer 503");
+            }
+        }
+    }
+}
+
+/// Answers an error before the request reached a worker.
+fn refuse(request: Request, error: &ProxyError, request_id: &str) {
+    log::info!(
+        "{request_id} {} {} {} {}",
+        request.method(),
+        crate::routes::route_name(request.url().split('?').next().unwrap_or("")),
+        error.status(),
+        error.code().unwrap_or_default()
+    );
+    let mut exchange = Exchange::new(request, Vec::new(), request_id.to_string(), Instant::now());
+    let close = [("Connection".to_string(), "close".to_string())];
+    let extra: &[(String, String)] = if matches!(
+        error,
+        ProxyError::PayloadTooLarge { .. } | ProxyError::RequestTimeout
+    ) {
+        &close
+    } else {
+        &[]
+    };
+    exchange.respond_error(error, extra);
+}
+
+fn work(queue: &Receiver<Job>, handler: &dyn Handler) {
+    while let Ok(job) = queue.recv() {
+        let mut exchange = Exchange::new(job.request, job.body, job.request_id, job.started);
+        let outcome = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut exchange)));
+        if outcome.is_err() {
+            log::error!("{} handler panicked; answering 500", exchange.request_id);
+        }
+        if !exchange.is_answered() {
+            exchange.respond_error(&ProxyError::Internal, &[]);
+        }
+        log_exchange(&exchange);
+    }
+}
+
+/// One line per request. Never a key, a token, a prompt or a completion: only metadata.
+fn log_exchange(exchange: &Exchange) {
+    log::info!(
+        "{} {} {} {} {}ms model={} stream={}",
+        exchange.request_id,
+        exchange.method(),
+        crate::routes::route_name(exchange.path()),
+        exchange.status.unwrap_or(0),
+        exchange.started.elapsed().as_millis(),
+        exchange.model.as_deref().unwrap_or("-"),
+        exchange.streamed,
+    );
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A short random id (`req_` and 16 hex digits).
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = REQUEST_COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .to_be_bytes();
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("req_{hex}")
+}

@@ -1,0 +1,295 @@
+//! Server-Sent Events: a pure line parser, a bounded line reader over any `BufRead`, and the
+//! frame encoder used towards clients.
+//!
+//! The upstream frames are `event: <type>\ndata: <json>\n\n` (contract §5.1); there is no
+//! `[DONE]` sentinel, the stream ends at EOF. The parser follows the SSE rules that matter here:
+//! `data:` lines join with `\n`, one optional space after the colon is dropped, comment lines
+//! (`:`) and unknown fields are ignored, a blank line dispatches.
+
+use std::io::{self, BufRead, Read};
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, when present.
+    pub event: Option<String>,
+    /// The joined `data:` lines.
+    pub data: String,
+}
+
+/// Why a stream could not be read as SSE.
+#[derive(Debug)]
+pub enum SseError {
+    /// One event grew past the configured limit.
+    EventTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The underlying reader failed (timeout, reset).
+    Io(io::Error),
+}
+
+impl std::fmt::Display for SseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SseError::EventTooLarge { limit } => write!(f, "an event exceeded {limit} bytes"),
+            SseError::Io(error) => write!(f, "read failed: {}", error.kind()),
+        }
+    }
+}
+
+/// Accumulates lines into events. Pure: no I/O.
+#[derive(Debug)]
+pub struct SseParser {
+    event: Option<String>,
+    data: String,
+    has_data: bool,
+    size: usize,
+    max_event_bytes: usize,
+    /// Lines whose bytes were not UTF-8 poison the event they belong to; it is skipped.
+    poisoned: bool,
+}
+
+impl SseParser {
+    /// A parser that refuses events larger than `max_event_bytes`.
+    pub fn new(max_event_bytes: usize) -> Self {
+        SseParser {
+            event: None,
+            data: String::new(),
+            has_data: false,
+            size: 0,
+            max_event_bytes,
+            poisoned: false,
+        }
+    }
+
+    /// Feeds one line (with or without its `\n`/`\r\n`). Returns an event on a blank line.
+    /// Events with invalid UTF-8 are dropped, as the CLI drops frames it cannot parse.
+    pub fn push_line(&mut self, line: &[u8]) -> Result<Option<SseEvent>, SseError> {
+        let line = strip_line_end(line);
+        if line.is_empty() {
+            return Ok(self.dispatch());
+        }
+        self.size += line.len();
+        if self.size > self.max_event_bytes {
+            return Err(SseError::EventTooLarge {
+                limit: self.max_event_bytes,
+            });
+        }
+        let Ok(line) = std::str::from_utf8(line) else {
+            self.poisoned = true;
+            return Ok(None);
+        };
+        if line.starts_with(':') {
+            return Ok(None);
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_string()),
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Ends the stream: an event still being built is dispatched if it has data, so a
+    /// backend that omits the last blank line loses nothing.
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        self.dispatch()
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let event = self.event.take();
+        let data = std::mem::take(&mut self.data);
+        let had_data = std::mem::replace(&mut self.has_data, false);
+        let poisoned = std::mem::replace(&mut self.poisoned, false);
+        self.size = 0;
+        if !had_data || poisoned {
+            // An `event:` line alone carries no payload; the Codex test helper writes
+            // type-only events this way, and the JSON `type` is what we key on.
+            return event
+                .map(|name| SseEvent {
+                    data: format!("{{\"type\":{}}}", serde_json::Value::String(name.clone())),
+                    event: Some(name),
+                })
+                .filter(|_| !poisoned);
+        }
+        Some(SseEvent { event, data })
+    }
+}
+
+fn strip_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Reads events from a blocking reader, one line at a time, never holding more than one event.
+pub struct SseReader<R> {
+    reader: R,
+    parser: SseParser,
+    line: Vec<u8>,
+    done: bool,
+}
+
+impl<R: BufRead> SseReader<R> {
+    /// Wraps a reader; events above `max_event_bytes` end the stream with an error.
+    pub fn new(reader: R, max_event_bytes: usize) -> Self {
+        SseReader {
+            reader,
+            parser: SseParser::new(max_event_bytes),
+            line: Vec::with_capacity(1024),
+            done: false,
+        }
+    }
+
+    /// The next event; `Ok(None)` at a clean EOF.
+    pub fn next_event(&mut self) -> Result<Option<SseEvent>, SseError> {
+        if self.done {
+            return Ok(None);
+        }
+        loop {
+            self.line.clear();
+            let limit = self.parser.max_event_bytes as u64 + 2;
+            let read = (&mut self.reader)
+                .take(limit)
+                .read_until(b'\n', &mut self.line)
+                .map_err(SseError::Io)?;
+            if read == 0 {
+                self.done = true;
+                return Ok(self.parser.finish());
+            }
+            if !self.line.ends_with(b"\n") && read as u64 >= limit {
+                return Err(SseError::EventTooLarge {
+                    limit: self.parser.max_event_bytes,
+                });
+            }
+            if let Some(event) = self.parser.push_line(&self.line)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// Gives back the underlying reader (to drain it after the last event).
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+}
+
+/// Encodes one SSE frame for a client: `event:` when given, then the data lines, then a blank line.
+pub fn encode_frame(event: Option<&str>, data: &str) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(data.len() + 32);
+    if let Some(event) = event {
+        frame.extend_from_slice(b"event: ");
+        frame.extend_from_slice(event.as_bytes());
+        frame.push(b'\n');
+    }
+    for line in data.split('\n') {
+        frame.extend_from_slice(b"data: ");
+        frame.extend_from_slice(line.as_bytes());
+        frame.push(b'\n');
+    }
+    frame.push(b'\n');
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(text: &[u8]) -> Vec<SseEvent> {
+        let mut reader = SseReader::new(text, 1 << 20);
+        let mut out = Vec::new();
+        while let Some(event) = reader.next_event().expect("valid stream") {
+            out.push(event);
+        }
+        out
+    }
+
+    #[test]
+    fn parses_codex_frames() {
+        let parsed = events(
+            b"event: response.created\ndata: {\"type\":\"response.created\"}\n\n\
+              event: response.completed\r\ndata: {\"type\":\"response.completed\"}\r\n\r\n",
+        );
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].event.as_deref(), Some("response.created"));
+        assert_eq!(parsed[1].data, "{\"type\":\"response.completed\"}");
+    }
+
+    #[test]
+    fn joins_data_lines_and_ignores_comments_and_unknown_fields() {
+        let parsed = events(b": keep-alive\nid: 7\ndata: a\ndata:b\n\n");
+        assert_eq!(
+            parsed,
+            vec![SseEvent {
+                event: None,
+                data: "a\nb".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn type_only_event_becomes_a_type_object() {
+        let parsed = events(b"event: response.in_progress\n\n");
+        assert_eq!(parsed[0].data, "{\"type\":\"response.in_progress\"}");
+    }
+
+    #[test]
+    fn last_event_without_blank_line_is_kept() {
+        let parsed = events(b"data: {\"x\":1}");
+        assert_eq!(parsed[0].data, "{\"x\":1}");
+    }
+
+    #[test]
+    fn invalid_utf8_drops_only_that_event() {
+        let parsed = events(b"data: \xff\xfe\n\ndata: ok\n\n");
+        assert_eq!(
+            parsed,
+            vec![SseEvent {
+                event: None,
+                data: "ok".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn oversized_event_is_an_error() {
+        let mut big = b"data: ".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 5000));
+        big.extend_from_slice(b"\n\n");
+        let mut reader = SseReader::new(&big[..], 1024);
+        assert!(matches!(
+            reader.next_event(),
+            Err(SseError::EventTooLarge { limit: 1024 })
+        ));
+        let mut many = Vec::new();
+        for _ in 0..100 {
+            many.extend_from_slice(b"data: 0123456789\n");
+        }
+        let mut reader = SseReader::new(&many[..], 1024);
+        assert!(matches!(
+            reader.next_event(),
+            Err(SseError::EventTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn encodes_frames_that_parse_back() {
+        let frame = encode_frame(Some("response.created"), "{\"a\":\"b\\nc\"}");
+        assert_eq!(
+            frame,
+            b"event: response.created\ndata: {\"a\":\"b\\nc\"}\n\n".to_vec()
+        );
+        let parsed = events(&encode_frame(None, "one\ntwo"));
+        assert_eq!(parsed[0].data, "one\ntwo");
+    }
+}

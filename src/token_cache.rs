@@ -1,0 +1,360 @@
+//! The access-token cache: mutex-guarded, with single-flight refresh.
+//!
+//! One thread refreshes; the others wait on a `Condvar` and reuse its result. The token is
+//! refreshed proactively shortly before its `exp`, and once reactively when the upstream
+//! answers 401 with the token we sent. A permanent refresh failure is remembered against that
+//! refresh token so the token endpoint is not hammered.
+//!
+//! Persistence of rotated tokens (the credentials file) plugs in through [`TokenStore`].
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::ProxyError;
+use crate::oauth::{RefreshFailure, RefreshedTokens};
+
+/// Refresh this long before `exp` (the newer CLI's rule, contract §1.4).
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// What one upstream request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The bearer token.
+    pub access_token: String,
+    /// The `ChatGPT-Account-ID` header value.
+    pub account_id: Option<String>,
+}
+
+/// The tokens held at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenSet {
+    /// Access token (JWT).
+    pub access_token: Option<String>,
+    /// Refresh token.
+    pub refresh_token: Option<String>,
+    /// Id token (JWT), when known.
+    pub id_token: Option<String>,
+    /// Access-token expiry in Unix seconds, when known.
+    pub expires_at: Option<u64>,
+    /// ChatGPT account id.
+    pub account_id: Option<String>,
+}
+
+impl TokenSet {
+    /// Applies a refresh result: fields that came back replace the old ones.
+    pub fn apply(&mut self, refreshed: RefreshedTokens) {
+        if let Some(access) = refreshed.access_token {
+            self.expires_at = crate::jwt::expires_at(&access);
+            self.access_token = Some(access);
+        }
+        if let Some(refresh) = refreshed.refresh_token {
+            self.refresh_token = Some(refresh);
+        }
+        if let Some(id_token) = refreshed.id_token {
+            if let Some(account) = crate::jwt::account_id(&id_token) {
+                self.account_id = Some(account);
+            }
+            self.id_token = Some(id_token);
+        }
+    }
+}
+
+/// Performs a refresh: the OAuth call, plus (in later layers) locking and persisting.
+pub trait TokenRefresher: Send + Sync {
+    /// Exchanges `current` for a fresh token set. Must persist rotated tokens before returning.
+    fn refresh(&self, current: &TokenSet) -> Result<TokenSet, RefreshFailure>;
+}
+
+#[derive(Debug)]
+struct State {
+    tokens: TokenSet,
+    refreshing: bool,
+    /// The refresh token a permanent failure was seen for, and the message.
+    dead_refresh_token: Option<(String, String)>,
+    /// Outcome of the last refresh, for readiness reports.
+    last_refresh_error: Option<String>,
+    refresh_count: u64,
+}
+
+/// The shared token cache.
+pub struct TokenCache {
+    state: Mutex<State>,
+    refreshed: Condvar,
+    refresher: Box<dyn TokenRefresher>,
+}
+
+impl TokenCache {
+    /// A cache holding `tokens`, refreshing through `refresher`.
+    pub fn new(tokens: TokenSet, refresher: Box<dyn TokenRefresher>) -> Self {
+        TokenCache {
+            state: Mutex::new(State {
+                tokens,
+                refreshing: false,
+                dead_refresh_token: None,
+                last_refresh_error: None,
+                refresh_count: 0,
+            }),
+            refreshed: Condvar::new(),
+            refresher,
+        }
+    }
+
+    /// Credentials for a request, refreshing first when the token is about to expire.
+    pub fn current(&self) -> Result<Credentials, ProxyError> {
+        let state = self.lock();
+        if needs_proactive_refresh(&state.tokens, now()) && state.tokens.refresh_token.is_some() {
+            let snapshot = state.tokens.access_token.clone();
+            return self.refresh_if_unchanged(state, snapshot.as_deref(), true);
+        }
+        credentials(&state.tokens)
+    }
+
+    /// After an upstream 401 with `rejected`: refresh once, unless another thread already did.
+    pub fn refresh_after_unauthorized(&self, rejected: &str) -> Result<Credentials, ProxyError> {
+        let state = self.lock();
+        self.refresh_if_unchanged(state, Some(rejected), false)
+    }
+
+    /// Number of refreshes performed (successful or not), for tests and metrics.
+    pub fn refresh_count(&self) -> u64 {
+        self.lock().refresh_count
+    }
+
+    /// Whether usable credentials are held, and the last refresh error (secret-free).
+    pub fn readiness(&self) -> (bool, Option<String>) {
+        let state = self.lock();
+        let dead = state.dead_refresh_token.is_some()
+            && state.dead_refresh_token.as_ref().map(|(t, _)| Some(t))
+                == Some(state.tokens.refresh_token.as_ref());
+        let usable = state.tokens.access_token.is_some()
+            && !dead
+            && (state.tokens.refresh_token.is_some() || !is_expired(&state.tokens, now()));
+        (usable, state.last_refresh_error.clone())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means another thread panicked while holding it; the state is
+        // plain data that is never left half-written, so keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Single-flight refresh: waits for a refresh in progress; refreshes only when the access
+    /// token is still `seen` (otherwise someone already replaced it).
+    fn refresh_if_unchanged(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        seen: Option<&str>,
+        proactive: bool,
+    ) -> Result<Credentials, ProxyError> {
+        while state.refreshing {
+            state = self
+                .refreshed
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        if state.tokens.access_token.as_deref() != seen {
+            return credentials(&state.tokens);
+        }
+        if proactive && !needs_proactive_refresh(&state.tokens, now()) {
+            return credentials(&state.tokens);
+        }
+        let Some(refresh_token) = state.tokens.refresh_token.clone() else {
+            return if proactive {
+                credentials(&state.tokens)
+            } else {
+                Err(ProxyError::UpstreamUnauthorized)
+            };
+        };
+        if let Some((dead, message)) = &state.dead_refresh_token
+            && *dead == refresh_token
+        {
+            return Err(ProxyError::CredentialsUnavailable {
+                message: message.clone(),
+            });
+        }
+        state.refreshing = true;
+        let snapshot = state.tokens.clone();
+        drop(state);
+
+        let outcome = self.refresher.refresh(&snapshot);
+
+        let mut state = self.lock();
+        state.refreshing = false;
+        state.refresh_count += 1;
+        let result = match outcome {
+            Ok(tokens) => {
+                state.tokens = tokens;
+                state.last_refresh_error = None;
+                credentials(&state.tokens)
+            }
+            Err(failure @ RefreshFailure::Permanent { .. }) => {
+                let message = format!(
+                    "Upstream credentials are no longer valid: {}.",
+                    failure.describe()
+                );
+                state.dead_refresh_token = Some((refresh_token, message.clone()));
+                state.last_refresh_error = Some(failure.describe());
+                Err(ProxyError::CredentialsUnavailable { message })
+            }
+            Err(RefreshFailure::Transient { cause }) => {
+                state.last_refresh_error = Some(cause.clone());
+                if proactive && !is_expired(&state.tokens, now()) {
+                    // The CLI keeps using the old token when a proactive refresh fails.
+                    credentials(&state.tokens)
+                } else {
+                    Err(ProxyError::TokenRefreshFailed { cause })
+                }
+            }
+        };
+        drop(state);
+        self.refreshed.notify_all();
+        result
+    }
+}
+
+fn credentials(tokens: &TokenSet) -> Result<Credentials, ProxyError> {
+    match &tokens.access_token {
+        Some(access_token) => Ok(Credentials {
+            access_token: access_token.clone(),
+            account_id: tokens.account_id.clone(),
+        }),
+        None => Err(ProxyError::CredentialsUnavailable {
+            message: "No upstream credentials are configured: set OPENAI_ACCESS_TOKEN and \
+                      OPENAI_REFRESH_TOKEN, or run `codex-sub-proxy --login`."
+                .into(),
+        }),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// No access token, or one within [`REFRESH_MARGIN`] of its expiry.
+fn needs_proactive_refresh(tokens: &TokenSet, now: u64) -> bool {
+    match (&tokens.access_token, tokens.expires_at) {
+        (None, _) => true,
+        (Some(_), Some(exp)) => exp <= now + REFRESH_MARGIN.as_secs(),
+        (Some(_), None) => false,
+    }
+}
+
+fn is_expired(tokens: &TokenSet, now: u64) -> bool {
+    tokens.expires_at.is_some_and(|exp| exp <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct CountingRefresher {
+        calls: Arc<AtomicUsize>,
+        outcome: Result<(), RefreshFailure>,
+    }
+
+    impl TokenRefresher for CountingRefresher {
+        fn refresh(&self, current: &TokenSet) -> Result<TokenSet, RefreshFailure> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            std::thread::sleep(Duration::from_millis(50));
+            self.outcome.clone()?;
+            let mut next = current.clone();
+            next.access_token = Some(format!("access-{n}"));
+            next.refresh_token = Some(format!("refresh-{n}"));
+            next.expires_at = Some(now() + 3600);
+            Ok(next)
+        }
+    }
+
+    fn cache(
+        expires_at: u64,
+        outcome: Result<(), RefreshFailure>,
+    ) -> (Arc<TokenCache>, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let tokens = TokenSet {
+            access_token: Some("access-0".into()),
+            refresh_token: Some("refresh-0".into()),
+            expires_at: Some(expires_at),
+            ..Default::default()
+        };
+        let refresher = CountingRefresher {
+            calls: calls.clone(),
+            outcome,
+        };
+        (
+            Arc::new(TokenCache::new(tokens, Box::new(refresher))),
+            calls,
+        )
+    }
+
+    #[test]
+    fn fresh_token_is_used_without_refresh() {
+        let (cache, calls) = cache(now() + 3600, Ok(()));
+        assert_eq!(cache.current().expect("creds").access_token, "access-0");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn many_threads_with_a_stale_token_cause_one_refresh() {
+        let (cache, calls) = cache(now() + 10, Ok(()));
+        let threads: Vec<_> = (0..32)
+            .map(|_| {
+                let cache = cache.clone();
+                std::thread::spawn(move || cache.current().expect("creds").access_token)
+            })
+            .collect();
+        for thread in threads {
+            assert_eq!(thread.join().expect("thread"), "access-1");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn unauthorized_refreshes_once_per_rejected_token() {
+        let (cache, calls) = cache(now() + 3600, Ok(()));
+        let first = cache
+            .refresh_after_unauthorized("access-0")
+            .expect("refreshed");
+        assert_eq!(first.access_token, "access-1");
+        let again = cache
+            .refresh_after_unauthorized("access-0")
+            .expect("reused");
+        assert_eq!(again.access_token, "access-1");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn permanent_failure_is_remembered() {
+        let failure = RefreshFailure::Permanent {
+            code: "refresh_token_reused".into(),
+        };
+        let (cache, calls) = cache(now() + 3600, Err(failure));
+        let error = cache
+            .refresh_after_unauthorized("access-0")
+            .expect_err("dead");
+        assert!(error.message().contains("--login"));
+        assert_eq!(error.status(), 503);
+        let again = cache
+            .refresh_after_unauthorized("access-0")
+            .expect_err("still dead");
+        assert_eq!(again, error);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(!cache.readiness().0);
+    }
+
+    #[test]
+    fn transient_proactive_failure_keeps_the_unexpired_token() {
+        let failure = RefreshFailure::Transient {
+            cause: "token endpoint answered HTTP 500".into(),
+        };
+        let (cache, _) = cache(now() + 60, Err(failure));
+        assert_eq!(cache.current().expect("old token").access_token, "access-0");
+        assert!(cache.readiness().1.is_some());
+    }
+}

@@ -1,0 +1,265 @@
+//! The upstream client: one ureq agent (rustls, connection reuse), the Codex headers
+//! (contract §4.3), bounded retries before the first byte, and the 401 refresh-and-retry.
+
+use std::io::BufReader;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::oauth::transport_kind;
+use crate::sse::SseReader;
+use crate::token_cache::TokenCache;
+use crate::upstream_error::{UpstreamFailure, classify, is_retryable};
+
+/// Largest single SSE event accepted from upstream (a full response object with inline
+/// images can be large, but not this large).
+pub const MAX_EVENT_BYTES: usize = 16 << 20;
+
+/// Upstream error bodies are read up to this size.
+const MAX_ERROR_BODY: u64 = 64 << 10;
+
+/// A live upstream event stream.
+pub struct UpstreamStream {
+    /// `x-codex-*` headers of the upstream response, to pass on to the caller.
+    pub passthrough_headers: Vec<(String, String)>,
+    /// The events.
+    pub events: SseReader<BufReader<ureq::BodyReader<'static>>>,
+}
+
+/// An upstream refusal: the caller's error, and the headers to pass on with it.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The error to answer with.
+    pub error: ProxyError,
+    /// `x-codex-*` headers, when the upstream answered at all.
+    pub passthrough_headers: Vec<(String, String)>,
+}
+
+impl From<ProxyError> for Refusal {
+    fn from(error: ProxyError) -> Self {
+        Refusal {
+            error,
+            passthrough_headers: Vec::new(),
+        }
+    }
+}
+
+/// Talks to the Codex backend.
+pub struct UpstreamClient {
+    agent: ureq::Agent,
+    responses_url: String,
+    originator: String,
+    user_agent: String,
+    client_version: String,
+    max_retries: u32,
+    tokens: Arc<TokenCache>,
+}
+
+impl UpstreamClient {
+    /// A client configured from `config`, taking credentials from `tokens`.
+    pub fn new(config: &Config, agent: ureq::Agent, tokens: Arc<TokenCache>) -> Self {
+        UpstreamClient {
+            agent,
+            responses_url: config.responses_url(),
+            originator: config.originator.clone(),
+            user_agent: user_agent(config),
+            client_version: config.client_version.clone(),
+            max_retries: config.upstream_max_retries,
+            tokens,
+        }
+    }
+
+    /// POSTs `body` to the responses endpoint and returns the event stream once the upstream
+    /// answered 2xx. Retries 5xx and transport failures with backoff; on 401 asks the token
+    /// cache for a fresh token once and retries.
+    pub fn open_stream(&self, body: &Value, session_id: &str) -> Result<UpstreamStream, Refusal> {
+        let payload = serde_json::to_vec(body).map_err(|_| ProxyError::Internal)?;
+        let mut credentials = self.tokens.current()?;
+        let mut refreshed = false;
+        let mut attempt: u32 = 0;
+        loop {
+            let mut request = self
+                .agent
+                .post(&self.responses_url)
+                .header(
+                    "Authorization",
+                    format!("Bearer {}", credentials.access_token),
+                )
+                .header("Content-Type", "application/json")
+                .header("Accept", "text/event-stream")
+                .header("originator", &self.originator)
+                .header("User-Agent", &self.user_agent)
+                .header("version", &self.client_version)
+                .header("OpenAI-Beta", "responses=experimental")
+                .header("session_id", session_id);
+            if let Some(account) = &credentials.account_id {
+                request = request.header("ChatGPT-Account-ID", account);
+            }
+            let retry = match request.send(&payload[..]) {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let passthrough_headers = passthrough(response.headers());
+                    if (200..300).contains(&status) {
+                        let reader = response.into_body().into_reader();
+                        return Ok(UpstreamStream {
+                            passthrough_headers,
+                            events: SseReader::new(BufReader::new(reader), MAX_EVENT_BYTES),
+                        });
+                    }
+                    if status == 401 && !refreshed {
+                        refreshed = true;
+                        credentials = self
+                            .tokens
+                            .refresh_after_unauthorized(&credentials.access_token)?;
+                        continue;
+                    }
+                    let failure_error = read_failure(response);
+                    if is_retryable(status) && attempt < self.max_retries {
+                        log::warn!("upstream answered {status}; retrying");
+                        true
+                    } else {
+                        return Err(Refusal {
+                            error: failure_error,
+                            passthrough_headers,
+                        });
+                    }
+                }
+                Err(error) => {
+                    let kind = transport_kind(&error);
+                    if attempt < self.max_retries && !matches!(error, ureq::Error::BadUri(_)) {
+                        log::warn!("upstream transport failure ({kind}); retrying");
+                        true
+                    } else {
+                        return Err(transport_error(&error).into());
+                    }
+                }
+            };
+            if retry {
+                std::thread::sleep(backoff(attempt));
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// The error for a non-2xx answer, reading a bounded amount of its body.
+fn read_failure(response: http_response::Response) -> ProxyError {
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let content_type = header("content-type");
+    let cf_mitigated = header("cf-mitigated");
+    let retry_after = header("retry-after").and_then(|v| v.trim().parse().ok());
+    let body = response
+        .into_body()
+        .with_config()
+        .limit(MAX_ERROR_BODY)
+        .lossy_utf8(true)
+        .read_to_string()
+        .unwrap_or_default();
+    classify(&UpstreamFailure {
+        status,
+        content_type: content_type.as_deref(),
+        cf_mitigated: cf_mitigated.as_deref(),
+        retry_after,
+        body: &body,
+    })
+}
+
+/// The caller's error for a transport failure that retries did not cure.
+pub fn transport_error(error: &ureq::Error) -> ProxyError {
+    let kind = transport_kind(error);
+    if kind == "timeout" {
+        ProxyError::UpstreamTimeout {
+            cause: "no answer from the Codex backend in time".into(),
+        }
+    } else {
+        ProxyError::UpstreamUnreachable {
+            cause: kind.to_string(),
+        }
+    }
+}
+
+mod http_response {
+    //! The response type ureq returns.
+    pub type Response = ureq::http::Response<ureq::Body>;
+}
+
+/// `x-codex-*` response headers, passed on to callers (quota visibility).
+fn passthrough(headers: &ureq::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("x-codex-"))
+        .filter_map(|(name, value)| {
+            let value = value.to_str().ok()?;
+            crate::config::is_header_safe(value)
+                .then(|| (name.as_str().to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+/// `200ms × 2^attempt × jitter(0.9–1.1)` (contract §6.3).
+fn backoff(attempt: u32) -> Duration {
+    let base = 200u64.saturating_mul(1 << attempt.min(6));
+    let mut byte = [0u8; 1];
+    let jitter = if getrandom::fill(&mut byte).is_ok() {
+        0.9 + f64::from(byte[0]) / 255.0 * 0.2
+    } else {
+        1.0
+    };
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
+
+/// `{originator}/{version} ({os}; {arch}) codex-sub-proxy/{ours}`, the Codex CLI's shape.
+pub fn user_agent(config: &Config) -> String {
+    format!(
+        "{}/{} ({}; {}) codex-sub-proxy/{}",
+        config.originator,
+        config.client_version,
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// The shared HTTP agent: rustls with built-in roots, pooled connections, the configured
+/// timeouts (the per-read timeout is the stream idle timeout), and non-2xx as plain answers.
+pub fn build_agent(config: &Config) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(config.upstream_connect_timeout))
+        .timeout_recv_response(Some(config.upstream_headers_timeout))
+        .timeout_per_read(Some(config.upstream_idle_timeout))
+        .timeout_send_body(Some(config.upstream_headers_timeout))
+        .max_idle_connections(config.workers.max(4) * 2)
+        .max_idle_connections_per_host(config.workers.max(4))
+        .max_redirects(0)
+        .user_agent(user_agent(config))
+        .build()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter() {
+        for attempt in 0..4 {
+            let delay = backoff(attempt).as_millis() as u64;
+            let base = 200 * (1 << attempt);
+            assert!(
+                delay >= base * 9 / 10 && delay <= base * 11 / 10,
+                "{delay} vs {base}"
+            );
+        }
+    }
+}

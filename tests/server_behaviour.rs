@@ -1,0 +1,358 @@
+//! The server over real sockets: routes, caller authentication, bad input, the bounded queue,
+//! panic isolation, slow clients and graceful shutdown.
+
+#[path = "support/fake_codex.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod fake_codex;
+#[path = "support/harness.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod harness;
+
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codex_sub_proxy::exchange::Exchange;
+use codex_sub_proxy::routes::Proxy;
+use codex_sub_proxy::server::Handler;
+use fake_codex::{FakeCodex, Script};
+use harness::{
+    PROXY_KEY, TestProxy, config, get, get_with_auth, post_json, post_raw, raw_request, read_chunk,
+    read_head,
+};
+use serde_json::json;
+
+fn proxy_with(fake: &FakeCodex, overrides: &[(&str, &str)]) -> TestProxy {
+    TestProxy::start(config(&fake.base_url(), overrides))
+}
+
+/// Waits for `condition` to hold, polling, for at most `limit`.
+fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    condition()
+}
+
+#[test]
+fn healthz_is_public_and_everything_else_needs_a_key() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[("PROXY_API_KEY", "old-key,new-key")]);
+    let health = get_with_auth(&format!("{}/healthz", proxy.base), None);
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json(), json!({"ok": true}));
+
+    for path in [
+        "/v1/models",
+        "/v1/models/gpt-5.5",
+        "/v1/responses",
+        "/v1/files",
+        "/nope",
+        "/v1/../healthz",
+    ] {
+        let answer = get_with_auth(&format!("{}{path}", proxy.base), None);
+        answer.expect_error(401);
+        assert_eq!(
+            answer.headers.get("www-authenticate").map(String::as_str),
+            Some("Bearer"),
+            "{path}"
+        );
+        get_with_auth(&format!("{}{path}", proxy.base), Some("Bearer wrong")).expect_error(401);
+        get_with_auth(&format!("{}{path}", proxy.base), Some("Basic old-key")).expect_error(401);
+    }
+    for key in ["old-key", "new-key"] {
+        let answer = get_with_auth(
+            &format!("{}/v1/models", proxy.base),
+            Some(&format!("Bearer {key}")),
+        );
+        assert_eq!(answer.status, 200, "{key}");
+    }
+}
+
+#[test]
+fn models_routes_use_openai_shapes() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[("CODEX_MODELS", "gpt-5.5, gpt-5.4-mini")]);
+    let list = get(&format!("{}/v1/models", proxy.base)).json();
+    assert_eq!(list["object"], "list");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| m["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["gpt-5.5", "gpt-5.4-mini"]);
+    for model in list["data"].as_array().expect("data") {
+        assert_eq!(model["object"], "model");
+        assert!(model["created"].is_i64() && model["owned_by"].is_string());
+    }
+    let one = get(&format!("{}/v1/models/gpt-5.4-mini", proxy.base));
+    assert_eq!(one.json()["id"], "gpt-5.4-mini");
+    let missing = get(&format!("{}/v1/models/gpt-0", proxy.base)).expect_error(404);
+    assert_eq!(missing["code"], "model_not_found");
+}
+
+#[test]
+fn files_unknown_paths_and_wrong_methods() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[]);
+    for path in ["/v1/files", "/v1/files/file-abc/content"] {
+        let error = get(&format!("{}{path}", proxy.base)).expect_error(501);
+        assert!(
+            error["message"]
+                .as_str()
+                .expect("message")
+                .contains("input_file")
+        );
+        post_raw(&format!("{}{path}", proxy.base), b"{}").expect_error(501);
+    }
+    get(&format!("{}/v1/nothing", proxy.base)).expect_error(404);
+    let wrong = get(&format!("{}/v1/responses", proxy.base));
+    wrong.expect_error(405);
+    assert_eq!(wrong.headers.get("allow").map(String::as_str), Some("POST"));
+    post_raw(&format!("{}/v1/models", proxy.base), b"{}").expect_error(405);
+}
+
+#[test]
+fn bad_bodies_get_400_naming_the_problem() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[]);
+    let url = format!("{}/v1/responses", proxy.base);
+    let cases: [(&[u8], &str); 5] = [
+        (b"", "empty"),
+        (b"{\"model\":", "not valid JSON"),
+        (b"\xff\xfe{}", "UTF-8"),
+        (b"[1,2,3]", "JSON object"),
+        (b"{\"model\":\"gpt-5.5\",\"input\":7}", "input"),
+    ];
+    for (body, needle) in cases {
+        let error = post_raw(&url, body).expect_error(400);
+        let message = error["message"].as_str().expect("message");
+        assert!(
+            message.contains(needle),
+            "{message:?} should mention {needle:?}"
+        );
+    }
+    assert!(
+        fake.responses_requests().is_empty(),
+        "nothing invalid reached the upstream"
+    );
+}
+
+#[test]
+fn bodies_over_the_limit_get_413() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[("MAX_BODY_BYTES", "65536")]);
+    let url = format!("{}/v1/responses", proxy.base);
+    let big = json!({"model": "gpt-5.5", "input": "x".repeat(70_000)});
+    let error = post_json(&url, &big).expect_error(413);
+    assert_eq!(error["code"], "request_too_large");
+    // A declared length far beyond any memory is refused without reading or allocating it.
+    let mut stream = TcpStream::connect(proxy.addr()).expect("connect");
+    stream
+        .write_all(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000000\r\n\r\n{\"a\":")
+        .expect("write");
+    let mut reader = BufReader::new(stream);
+    let (status, _) = read_head(&mut reader);
+    assert_eq!(status, 413);
+    drop(reader);
+    assert_eq!(
+        get(&format!("{}/healthz", proxy.base)).status,
+        200,
+        "the proxy is still up"
+    );
+    // Just under the limit is fine.
+    let fits = json!({"model": "gpt-5.5", "input": "x".repeat(60_000)});
+    assert_eq!(post_json(&url, &fits).status, 200);
+}
+
+#[test]
+fn stalled_bodies_do_not_hold_workers_and_time_out() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[("WORKERS", "2"), ("CLIENT_TIMEOUT_SECS", "2")]);
+    // Twenty clients send headers and part of a 100 KB body, then stall.
+    let stalled: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut stream = TcpStream::connect(proxy.addr()).expect("connect");
+            stream
+                .write_all(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-proxy-key\r\nContent-Length: 100000\r\n\r\n{\"model\":")
+                .expect("write");
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    let health = get(&format!("{}/healthz", proxy.base));
+    assert_eq!(health.status, 200);
+    let answered = post_json(
+        &format!("{}/v1/responses", proxy.base),
+        &json!({"model": "gpt-5.5", "input": "hi"}),
+    );
+    assert_eq!(
+        answered.status, 200,
+        "a normal request is served while 20 bodies stall"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "served before the stalled bodies time out"
+    );
+    for stream in stalled {
+        let mut reader = BufReader::new(stream);
+        let (status, _) = read_head(&mut reader);
+        assert_eq!(status, 408);
+    }
+}
+
+#[test]
+fn full_queue_answers_503_with_retry_after_at_once() {
+    let fake = FakeCodex::start();
+    fake.set_default_script(Script::Slow {
+        text: "slow answer".into(),
+        deltas: 40,
+        delay_ms: 50,
+    });
+    let proxy = proxy_with(&fake, &[("WORKERS", "1"), ("QUEUE_DEPTH", "1")]);
+    let body = json!({"model": "gpt-5.5", "input": "hi", "stream": true});
+    // One request occupies the only worker...
+    let busy = raw_request(
+        &proxy.addr(),
+        "POST",
+        "/v1/responses",
+        body.to_string().as_bytes(),
+    );
+    assert!(wait_until(Duration::from_secs(10), || fake
+        .responses_requests()
+        .len()
+        == 1));
+    // ...one waits in the queue...
+    let queued = raw_request(
+        &proxy.addr(),
+        "POST",
+        "/v1/responses",
+        body.to_string().as_bytes(),
+    );
+    assert!(wait_until(Duration::from_secs(10), || proxy
+        .server()
+        .queued()
+        == 1));
+    // ...and the next is refused at once.
+    let started = Instant::now();
+    let refused = post_json(&format!("{}/v1/responses", proxy.base), &body);
+    let error = refused.expect_error(503);
+    assert_eq!(error["code"], "overloaded");
+    assert_eq!(
+        refused.headers.get("retry-after").map(String::as_str),
+        Some("1")
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "refused without waiting for the slow stream"
+    );
+    drop(busy);
+    // The queued request is served once the worker frees up.
+    let mut reader = BufReader::new(queued);
+    let (status, _) = read_head(&mut reader);
+    assert_eq!(status, 200);
+}
+
+struct PanicOn(Arc<Proxy>);
+
+impl Handler for PanicOn {
+    fn handle(&self, exchange: &mut Exchange) {
+        if exchange.path() == "/v1/panic" {
+            #[expect(clippy::panic, reason = "the test injects a panic on purpose")]
+            {
+                panic!("injected panic for the test");
+            }
+        }
+        self.0.handle(exchange);
+    }
+}
+
+#[test]
+fn a_panicking_handler_answers_500_and_its_worker_lives_on() {
+    let fake = FakeCodex::start();
+    let proxy = Arc::new(codex_sub_proxy::build_proxy(config(
+        &fake.base_url(),
+        &[("WORKERS", "1")],
+    )));
+    let server = TestProxy::start_with(proxy.clone(), Arc::new(PanicOn(proxy)));
+    for _ in 0..3 {
+        let error = get(&format!("{}/v1/panic", server.base)).expect_error(500);
+        assert_eq!(error["code"], "internal_error");
+        assert!(
+            !error["message"]
+                .as_str()
+                .expect("message")
+                .contains("injected")
+        );
+        // The only worker survived and serves the next request.
+        assert_eq!(get(&format!("{}/v1/models", server.base)).status, 200);
+    }
+}
+
+#[test]
+fn shutdown_lets_streams_finish_and_stops_accepting() {
+    let fake = FakeCodex::start();
+    fake.set_default_script(Script::Slow {
+        text: "finish me please".into(),
+        deltas: 10,
+        delay_ms: 50,
+    });
+    let mut proxy = proxy_with(&fake, &[]);
+    let body = json!({"model": "gpt-5.5", "input": "hi", "stream": true});
+    let stream = raw_request(
+        &proxy.addr(),
+        "POST",
+        "/v1/responses",
+        body.to_string().as_bytes(),
+    );
+    assert!(wait_until(Duration::from_secs(10), || fake
+        .responses_requests()
+        .len()
+        == 1));
+    let addr = proxy.addr();
+    let reader = std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let (status, _) = read_head(&mut reader);
+        let mut text = Vec::new();
+        while let Some(chunk) = read_chunk(&mut reader) {
+            text.extend(chunk);
+        }
+        (status, String::from_utf8(text).expect("utf-8"))
+    });
+    let finished_in_time = proxy.stop(Duration::from_secs(20));
+    assert!(finished_in_time);
+    assert!(TcpStream::connect(&addr).is_err(), "no longer accepting");
+    let (status, text) = reader.join().expect("reader");
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("response.completed"),
+        "the stream ran to its end"
+    );
+}
+
+#[test]
+fn keep_alive_connections_serve_several_requests() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[]);
+    let mut stream = TcpStream::connect(proxy.addr()).expect("connect");
+    for _ in 0..3 {
+        write!(
+            stream,
+            "GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROXY_KEY}\r\n\r\n"
+        )
+        .expect("write");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let (status, headers) = read_head(&mut reader);
+        assert_eq!(status, 200);
+        let length: usize = headers["content-length"].parse().expect("length");
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+        assert!(headers.contains_key("x-request-id"));
+    }
+}

@@ -1,0 +1,279 @@
+//! Starts the real proxy in-process on 127.0.0.1:0 against the fakes, and small HTTP helpers
+//! for talking to it over real sockets.
+
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support fails loudly"
+)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use codex_sub_proxy::config::Config;
+use codex_sub_proxy::routes::Proxy;
+use codex_sub_proxy::server::{self, Handler, RunningServer, ServerLimits};
+use serde_json::Value;
+
+/// The caller key every test proxy accepts.
+pub const PROXY_KEY: &str = "test-proxy-key";
+
+/// A configuration pointing at `codex_base` with test defaults, plus `overrides`.
+pub fn config(codex_base: &str, overrides: &[(&str, &str)]) -> Config {
+    let mut values: HashMap<String, String> = [
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("PROXY_API_KEY", PROXY_KEY),
+        ("OPENAI_ACCESS_TOKEN", "test-access-token"),
+        ("OPENAI_REFRESH_TOKEN", "test-refresh-token"),
+        ("AUTH_BASE_URL", "http://127.0.0.1:9"),
+        ("WORKERS", "4"),
+        ("QUEUE_DEPTH", "8"),
+        ("UPSTREAM_MAX_RETRIES", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    values.insert("CODEX_BASE_URL".into(), codex_base.to_string());
+    for (key, value) in overrides {
+        values.insert(key.to_string(), value.to_string());
+    }
+    Config::from_lookup(|name| values.get(name).cloned()).expect("test config is valid")
+}
+
+/// A proxy running in this process.
+pub struct TestProxy {
+    server: Option<RunningServer>,
+    /// The wired proxy (token cache, config) for inspection.
+    pub proxy: Arc<Proxy>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl TestProxy {
+    /// Starts the real router.
+    pub fn start(config: Config) -> TestProxy {
+        let proxy = Arc::new(codex_sub_proxy::build_proxy(config));
+        Self::start_with(proxy.clone(), proxy)
+    }
+
+    /// Starts with a custom handler (to inject panics), keeping `proxy` for inspection.
+    pub fn start_with(proxy: Arc<Proxy>, handler: Arc<dyn Handler>) -> TestProxy {
+        let limits = ServerLimits::from_config(&proxy.config);
+        let server = server::start("127.0.0.1", 0, limits, handler).expect("proxy starts");
+        let base = format!("http://{}", server.local_addr());
+        TestProxy {
+            server: Some(server),
+            proxy,
+            base,
+        }
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
+    /// The running server (for queue inspection).
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("running")
+    }
+
+    /// Stops the server with a grace period; returns whether all requests finished.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        self.server.take().is_none_or(|server| server.stop(grace))
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+/// An answer: status, headers (lowercased names) and body text.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+
+    /// Asserts an OpenAI-shaped error with this status and returns the error object.
+    pub fn expect_error(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        let body = self.json();
+        let error = body["error"].clone();
+        for key in ["message", "type", "param", "code"] {
+            assert!(
+                error.get(key).is_some(),
+                "error.{key} missing in {}",
+                self.body
+            );
+        }
+        error
+    }
+}
+
+/// A ureq agent that reports every status as an answer.
+pub fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn collect(response: ureq::http::Response<ureq::Body>) -> Answer {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = response.into_body().read_to_string().expect("body");
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// GET with the test key.
+pub fn get(url: &str) -> Answer {
+    collect(
+        client()
+            .get(url)
+            .header("Authorization", format!("Bearer {PROXY_KEY}"))
+            .call()
+            .expect("GET"),
+    )
+}
+
+/// GET with a chosen Authorization header (or none).
+pub fn get_with_auth(url: &str, authorization: Option<&str>) -> Answer {
+    let mut request = client().get(url);
+    if let Some(value) = authorization {
+        request = request.header("Authorization", value);
+    }
+    collect(request.call().expect("GET"))
+}
+
+/// POST a raw body with the test key.
+pub fn post_raw(url: &str, body: &[u8]) -> Answer {
+    collect(
+        client()
+            .post(url)
+            .header("Authorization", format!("Bearer {PROXY_KEY}"))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .expect("POST"),
+    )
+}
+
+/// POST JSON with the test key.
+pub fn post_json(url: &str, body: &Value) -> Answer {
+    post_raw(url, body.to_string().as_bytes())
+}
+
+/// Sends a raw HTTP/1.1 request over a new connection and returns the stream, positioned
+/// after the request was written.
+pub fn raw_request(addr: &str, method: &str, path: &str, body: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {PROXY_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(body).expect("write body");
+    stream
+}
+
+/// Reads an HTTP response head from `reader`: status and lowercased headers.
+pub fn read_head(reader: &mut impl BufRead) -> (u16, HashMap<String, String>) {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let mut headers = HashMap::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header line");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    (status, headers)
+}
+
+/// Reads one chunk of a chunked body; `None` at the final chunk.
+pub fn read_chunk(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut size = String::new();
+    reader.read_line(&mut size).expect("chunk size");
+    let size = usize::from_str_radix(size.trim(), 16).expect("hex size");
+    if size == 0 {
+        let mut end = String::new();
+        reader.read_line(&mut end).expect("final CRLF");
+        return None;
+    }
+    let mut data = vec![0; size + 2];
+    reader.read_exact(&mut data).expect("chunk data");
+    data.truncate(size);
+    Some(data)
+}
+
+/// Streams a request and returns the event data objects (via the chunked reader).
+pub fn stream_events(
+    addr: &str,
+    path: &str,
+    body: &Value,
+) -> (u16, HashMap<String, String>, Vec<Value>) {
+    let stream = raw_request(addr, "POST", path, body.to_string().as_bytes());
+    let mut reader = BufReader::new(stream);
+    let (status, headers) = read_head(&mut reader);
+    let mut text = Vec::new();
+    if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
+        while let Some(chunk) = read_chunk(&mut reader) {
+            text.extend(chunk);
+        }
+    } else {
+        let length: usize = headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        text.resize(length, 0);
+        reader.read_exact(&mut text).expect("body");
+    }
+    let text = String::from_utf8(text).expect("utf-8 stream");
+    let events = text
+        .split("\n\n")
+        .filter_map(|frame| {
+            let data: Vec<&str> = frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            (!data.is_empty()).then(|| serde_json::from_str(&data.join("\n")).expect("event JSON"))
+        })
+        .collect();
+    (status, headers, events)
+}
