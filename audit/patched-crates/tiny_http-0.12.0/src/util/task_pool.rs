@@ -69,11 +69,16 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
-            self.add_thread(Some(code));
-        } else {
+        // PATCH(codex-sub-proxy 5): queue the task only when an idle thread is left for it.
+        // The original queued whenever `waiting_tasks` was non-zero, but a thread that was
+        // notified and has not yet re-taken the lock still counts as waiting: two spawns in a
+        // row then queue two tasks for one thread, and the second connection is not served
+        // until some other connection closes (a keep-alive connection may never close).
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) > queue.len() {
             queue.push_back(code);
             self.sharing.condvar.notify_one();
+        } else {
+            self.add_thread(Some(code));
         }
     }
 
