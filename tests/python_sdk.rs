@@ -1,0 +1,205 @@
+//! The official OpenAI Python SDK against `/v1/responses`: each test scripts the fake Codex
+//! backend, starts the proxy, and runs one scenario of `tests/sdk/responses_sdk.py`, which checks
+//! what the SDK makes of the proxy's answers (strictly validated against the SDK's models).
+//!
+//! These tests fail, rather than skip, when `python3` or the `openai` package is missing:
+//! `pip install -r tests/sdk/requirements.txt`. Set `PYTHON` to use another interpreter.
+
+#[path = "support/fake_codex.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod fake_codex;
+#[path = "support/harness.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod harness;
+
+use std::process::Command;
+
+use fake_codex::{FakeCodex, Script};
+use harness::{PROXY_KEY, TestProxy, config};
+use serde_json::Value;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/responses_sdk.py");
+const INSTALL: &str = "pip install -r tests/sdk/requirements.txt";
+
+/// The interpreter: `$PYTHON`, else `python3`.
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// `Err` says why the SDK cannot run here and how to fix it.
+fn sdk_available() -> Result<(), String> {
+    let probe = Command::new(python())
+        .args(["-c", "import openai; print(openai.__version__)"])
+        .output()
+        .map_err(|error| {
+            format!(
+                "cannot start `{}` ({error}); install Python 3, then run `{INSTALL}`",
+                python()
+            )
+        })?;
+    if probe.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "the `openai` Python package is not importable by `{}`; run `{INSTALL}`\n{}",
+        python(),
+        String::from_utf8_lossy(&probe.stderr)
+    ))
+}
+
+/// Runs `scenario` against `proxy` with `OPENAI_BASE_URL`, `OPENAI_API_KEY` and `env` set; `Err`
+/// holds why it could not run, or everything it printed when it failed.
+fn run_scenario(proxy: &TestProxy, scenario: &str, env: &[(&str, &str)]) -> Result<(), String> {
+    sdk_available()?;
+    let mut command = Command::new(python());
+    command
+        .arg(SCRIPT)
+        .arg(scenario)
+        .env("OPENAI_BASE_URL", format!("{}/v1", proxy.base))
+        .env("OPENAI_API_KEY", PROXY_KEY)
+        .env("PYTHONUNBUFFERED", "1")
+        .envs(env.iter().copied());
+    // The SDK reads these too; none may add headers or route 127.0.0.1 through an HTTP proxy.
+    for name in [
+        "OPENAI_ORG_ID",
+        "OPENAI_PROJECT_ID",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        command.env_remove(name);
+    }
+    let output = command
+        .output()
+        .map_err(|error| format!("cannot run {SCRIPT}: {error}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "scenario {scenario} failed ({})\n--- stdout ---\n{}--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
+fn start_proxy(fake: &FakeCodex) -> TestProxy {
+    TestProxy::start(config(&fake.base_url(), &[]))
+}
+
+/// Runs the scenario and fails the test with its transcript unless it passed.
+#[expect(clippy::panic, reason = "a test helper fails the calling test")]
+fn assert_scenario(proxy: &TestProxy, scenario: &str, env: &[(&str, &str)]) {
+    if let Err(problem) = run_scenario(proxy, scenario, env) {
+        panic!("{problem}");
+    }
+}
+
+#[test]
+fn non_streaming_response_parses() {
+    let text = "Hello from the proxy, non-streaming.";
+    let fake = FakeCodex::start();
+    fake.push_script(Script::text(text));
+    let proxy = start_proxy(&fake);
+    assert_scenario(&proxy, "non_streaming", &[("EXPECTED_TEXT", text)]);
+}
+
+#[test]
+fn raw_stream_events_parse() {
+    let text = "Streaming through the SDK, event by event.";
+    let fake = FakeCodex::start();
+    fake.push_script(Script::Text {
+        text: text.into(),
+        deltas: 6,
+    });
+    let proxy = start_proxy(&fake);
+    assert_scenario(&proxy, "raw_streaming", &[("EXPECTED_TEXT", text)]);
+}
+
+#[test]
+fn stream_helper_final_response_has_the_whole_text() {
+    let text = "The stream helper sees every word of this.";
+    let fake = FakeCodex::start();
+    fake.push_script(Script::Text {
+        text: text.into(),
+        deltas: 4,
+    });
+    let proxy = start_proxy(&fake);
+    assert_scenario(&proxy, "stream_helper", &[("EXPECTED_TEXT", text)]);
+}
+
+#[test]
+fn function_call_round_trip_with_sdk_output_items() {
+    let text = "It is sunny in Paris.";
+    let call_id = "call_sdk_weather_1";
+    let arguments = r#"{"city":"Paris"}"#;
+    let fake = FakeCodex::start();
+    fake.push_script(Script::FunctionCall {
+        call_id: call_id.into(),
+        name: "get_weather".into(),
+        arguments: arguments.into(),
+    });
+    fake.push_script(Script::text(text));
+    let proxy = start_proxy(&fake);
+    assert_scenario(
+        &proxy,
+        "function_call_round_trip",
+        &[
+            ("EXPECTED_TEXT", text),
+            ("EXPECTED_CALL_ID", call_id),
+            ("EXPECTED_ARGUMENTS", arguments),
+        ],
+    );
+
+    let requests = fake.responses_requests();
+    assert_eq!(requests.len(), 2, "two upstream requests");
+    let input = requests[1].body["input"].as_array().expect("input array");
+    assert!(
+        input.iter().all(|item| item.get("id").is_none()),
+        "ids stripped: {input:?}"
+    );
+    let kinds: Vec<&str> = input
+        .iter()
+        .map(|item| item["type"].as_str().unwrap_or("message"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["message", "function_call", "function_call_output"],
+        "{input:?}"
+    );
+    assert_eq!(input[1]["call_id"], call_id);
+    assert_eq!(input[2]["call_id"], call_id);
+    assert!(
+        requests[1].body["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.iter().any(|t| t["name"] == "get_weather")),
+        "tools forwarded: {}",
+        requests[1].body["tools"]
+    );
+    assert_eq!(requests[1].body["input"][2]["output"], Value::from("sunny"));
+}
+
+#[test]
+fn upstream_errors_map_to_sdk_exceptions() {
+    let detail = "The 'gpt-9' model is not supported when using Codex with a ChatGPT account.";
+    let fake = FakeCodex::start();
+    fake.push_script(Script::usage_limit(1800));
+    fake.push_script(Script::bad_request(detail));
+    let proxy = start_proxy(&fake);
+    assert_scenario(
+        &proxy,
+        "error_mapping",
+        &[
+            ("EXPECTED_DETAIL", detail),
+            ("EXPECTED_RETRY_AFTER", "1800"),
+        ],
+    );
+    assert_eq!(
+        fake.responses_requests().len(),
+        2,
+        "one upstream request per SDK call: neither the SDK nor the proxy retried"
+    );
+}
