@@ -57,6 +57,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "ChatGPT account (workspace) id sent as ChatGPT-Account-ID; read from the token when unset.",
     },
     Variable {
+        name: "CREDENTIALS_FILE",
+        default: "credentials.json",
+        help: "Credentials file in the Codex CLI's auth.json layout; rotated tokens are persisted here (may point at ~/.codex/auth.json).",
+    },
+    Variable {
         name: "CODEX_BASE_URL",
         default: "https://chatgpt.com/backend-api/codex",
         help: "Codex backend base URL.",
@@ -80,6 +85,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "DEFAULT_INSTRUCTIONS",
         default: "You are a helpful assistant.",
         help: "Instructions sent upstream when a /v1/responses caller sends none (the backend requires them).",
+    },
+    Variable {
+        name: "CHAT_SYSTEM_AS",
+        default: "instructions",
+        help: "Where /v1/chat/completions system and developer messages go: instructions (the leading ones become the upstream instructions) or developer (DEFAULT_INSTRUCTIONS is sent and they stay developer messages).",
     },
     Variable {
         name: "CODEX_ORIGINATOR",
@@ -137,6 +147,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "On SIGTERM/SIGINT, how long in-flight requests may run before the process exits.",
     },
     Variable {
+        name: "LOGIN_CALLBACK_PORT",
+        default: "1455",
+        help: "Local port of the `--login --browser` callback (1457 is tried when it is taken).",
+    },
+    Variable {
         name: "LOG_LEVEL",
         default: "info",
         help: "error, warn, info, debug or trace.",
@@ -162,6 +177,8 @@ pub struct Config {
     pub expires_at: Option<u64>,
     /// ChatGPT account id override.
     pub account_id: Option<String>,
+    /// The credentials file.
+    pub credentials_file: std::path::PathBuf,
     /// Codex backend base URL, without trailing slash.
     pub codex_base_url: String,
     /// Responses path, with leading slash.
@@ -172,6 +189,8 @@ pub struct Config {
     pub auth_base_url: String,
     /// Instructions used when a caller sends none.
     pub default_instructions: String,
+    /// Where chat system and developer messages go.
+    pub chat_system_as: ChatSystemAs,
     /// The `originator` header.
     pub originator: String,
     /// The Codex CLI version announced upstream.
@@ -196,6 +215,20 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Log level.
     pub log_level: log::LevelFilter,
+    /// `--login --browser` callback port.
+    pub login_callback_port: u16,
+}
+
+/// Where `/v1/chat/completions` puts the caller's system and developer messages (contract
+/// §4.6: the backend once accepted only the official prompts as `instructions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatSystemAs {
+    /// The leading system/developer messages become `instructions`; later ones stay in place
+    /// as developer messages.
+    Instructions,
+    /// `instructions` is `DEFAULT_INSTRUCTIONS`; every system/developer message becomes a
+    /// developer message in place.
+    Developer,
 }
 
 /// A variable with a value that cannot be used.
@@ -303,6 +336,16 @@ impl Config {
                 problem: "expected Unix seconds or milliseconds".to_string(),
             })?),
         };
+        let chat_system_as = match get("CHAT_SYSTEM_AS").to_ascii_lowercase().as_str() {
+            "instructions" => ChatSystemAs::Instructions,
+            "developer" => ChatSystemAs::Developer,
+            other => {
+                return Err(ConfigError {
+                    variable: "CHAT_SYSTEM_AS",
+                    problem: format!("expected instructions or developer, got {other:?}"),
+                });
+            }
+        };
         let log_level = get("LOG_LEVEL").parse().map_err(|_| ConfigError {
             variable: "LOG_LEVEL",
             problem: "expected error, warn, info, debug, trace or off".to_string(),
@@ -339,11 +382,13 @@ impl Config {
             refresh_token: optional("OPENAI_REFRESH_TOKEN"),
             expires_at,
             account_id: optional("OPENAI_CHATGPT_ACCOUNT_ID"),
+            credentials_file: expand_home(&get("CREDENTIALS_FILE")),
             codex_base_url: url("CODEX_BASE_URL")?,
             codex_responses_path: responses_path,
             models,
             auth_base_url: url("AUTH_BASE_URL")?,
             default_instructions: get("DEFAULT_INSTRUCTIONS"),
+            chat_system_as,
             originator: get("CODEX_ORIGINATOR"),
             client_version: get("CODEX_CLIENT_VERSION"),
             workers: number("WORKERS", 1, 4096)? as usize,
@@ -356,6 +401,7 @@ impl Config {
             upstream_max_retries: number("UPSTREAM_MAX_RETRIES", 0, 10)? as u32,
             shutdown_grace: secs("SHUTDOWN_GRACE_SECS", 0, 3600)?,
             log_level,
+            login_callback_port: number("LOGIN_CALLBACK_PORT", 0, 65535)? as u16,
             host,
         })
     }
@@ -403,12 +449,23 @@ impl Config {
 
 /// Text for `--help`: every variable with its default.
 pub fn help_text() -> String {
-    let mut text = String::from(
-        "codex-sub-proxy: an OpenAI-compatible proxy for ChatGPT/Codex subscription models.\n\n\
-         Usage: codex-sub-proxy [--help | --version]\n\n\
-         Configuration comes from the environment; a .env file in the working directory is read\n\
-         when present, and the real environment wins over it.\n\nVariables:\n",
-    );
+    let mut text = [
+        "codex-sub-proxy: an OpenAI-compatible proxy for ChatGPT/Codex subscription models.",
+        "",
+        "Usage:",
+        "  codex-sub-proxy                    serve",
+        "  codex-sub-proxy --login            link an account (device code), write CREDENTIALS_FILE,",
+        "                                     and print the .env values on stdout",
+        "  codex-sub-proxy --login --browser  the same through a browser and a localhost callback",
+        "  codex-sub-proxy --help | --version",
+        "",
+        "Configuration comes from the environment; a .env file in the working directory is read",
+        "when present, and the real environment wins over it.",
+        "",
+        "Variables:",
+        "",
+    ]
+    .join("\n");
     for variable in VARIABLES {
         let default = if variable.default.is_empty() {
             "(unset)".to_string()
@@ -421,6 +478,14 @@ pub fn help_text() -> String {
         ));
     }
     text
+}
+
+/// Expands a leading `~/` with `$HOME`.
+fn expand_home(path: &str) -> std::path::PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
+        _ => std::path::PathBuf::from(path),
+    }
 }
 
 /// Accepts Unix seconds or milliseconds (values above 10^11 are taken as milliseconds).
@@ -483,6 +548,22 @@ mod tests {
         let error = config(&[("OPENAI_ACCESS_TOKEN", "secret\r\nX: y")]).expect_err("CRLF");
         assert_eq!(error.variable, "OPENAI_ACCESS_TOKEN");
         assert!(!error.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn chat_system_placement_defaults_to_instructions() {
+        assert_eq!(
+            config(&[]).expect("defaults").chat_system_as,
+            ChatSystemAs::Instructions
+        );
+        assert_eq!(
+            config(&[("CHAT_SYSTEM_AS", "Developer")])
+                .expect("valid")
+                .chat_system_as,
+            ChatSystemAs::Developer
+        );
+        let error = config(&[("CHAT_SYSTEM_AS", "user")]).expect_err("unknown placement");
+        assert_eq!(error.variable, "CHAT_SYSTEM_AS");
     }
 
     #[test]

@@ -12,12 +12,21 @@
 //! - [`json_body`]: request body → JSON object, with errors that name the problem.
 //! - [`param_policy`]: the table deciding, per field, forward / rewrite / drop / reject.
 //! - [`responses_request`]: `/v1/responses` body → Codex backend body.
+//! - [`chat_request`]: `/v1/chat/completions` body → Codex backend body (via the Responses
+//!   normalisation); tools, tool_choice, response_format, reasoning, effort aliases.
+//! - [`chat_messages`]: chat `messages` → Responses input items; tool-call pairing repair.
+//! - [`chat_content`]: chat content parts (text, images, files) → Responses input parts.
+//! - [`chat_tools`]: chat tools, `web_search_options`, `tool_choice` → Responses forms.
 //! - [`sse`]: SSE line parser, bounded reader, frame encoder.
 //! - [`responses_relay`]: the Responses event transcript: relay frames, final object.
+//! - [`chat_response`]: final Response object → `chat.completion`; finish_reason, usage.
+//! - [`chat_stream`]: `ChatStreamTranslator`, upstream events → `chat.completion.chunk` frames.
 //! - [`upstream_error`]: upstream non-2xx answers → caller errors.
 //! - [`jwt`]: JWT claims (`exp`, account id, plan).
 //! - [`oauth`]: the token endpoint's refresh grant and its failure classes.
 //! - [`token_cache`]: single-flight, mutex-guarded access-token cache.
+//! - [`rfc3339`]: `last_refresh` timestamps without a date crate.
+//! - [`url_encoding`]: percent-encoding for OAuth queries and forms.
 //!
 //! I/O at the edges:
 //! - [`server`]: listener with socket timeouts, dispatcher, bounded queue, worker pool,
@@ -25,71 +34,121 @@
 //! - [`intake`]: reading request bodies off the pool, bounded in size and time.
 //! - [`exchange`]: one request and its answer: JSON, error, or a hand-framed chunked stream.
 //! - [`routes`]: paths, methods, caller authentication, models and files endpoints.
+//! - [`stream_pump`]: the loop both endpoints share: open upstream, pump events through a
+//!   `StreamTranslator` one flush per frame, or aggregate; drain, in-band stream errors.
 //! - [`responses_handler`]: `/v1/responses`, streaming relay and non-streaming aggregation.
+//! - [`chat_handler`]: `/v1/chat/completions`, streamed chunks or one `chat.completion`.
 //! - [`upstream`]: the ureq agent, Codex headers, retries, 401 refresh-and-retry.
 //! - [`signals`]: SIGTERM/SIGINT as a flag (the crate's only `unsafe`).
+//! - [`credentials_file`]: the `auth.json`-layout file, its lock and state sidecars, atomic
+//!   private writes.
+//! - [`credentials`]: seeding from the environment; the refresher that rotates under the
+//!   file's lock, adopts other processes' rotations, and persists before use.
+//! - [`login`]: `--login`, the device-code flow; the code exchange and saving shared by both flows.
+//! - [`login_browser`]: `--login --browser`, PKCE with a localhost callback.
 
 pub mod caller_auth;
+pub mod chat_content;
+pub mod chat_handler;
+pub mod chat_messages;
+pub mod chat_request;
+pub mod chat_response;
+pub mod chat_stream;
+pub mod chat_tools;
 pub mod config;
+pub mod credentials;
+pub mod credentials_file;
 pub mod env_file;
 pub mod error;
 pub mod exchange;
 pub mod intake;
 pub mod json_body;
 pub mod jwt;
+pub mod login;
+pub mod login_browser;
 pub mod oauth;
 pub mod param_policy;
 pub mod responses_handler;
 pub mod responses_relay;
 pub mod responses_request;
+pub mod rfc3339;
 pub mod routes;
 pub mod server;
 pub mod signals;
 pub mod sse;
+pub mod stream_pump;
 pub mod token_cache;
 pub mod upstream;
 pub mod upstream_error;
+pub mod url_encoding;
 
 use std::sync::Arc;
 
 use config::Config;
+use credentials::{FileRefresher, Origin};
+use credentials_file::CredentialsFile;
 use oauth::OAuthRefresher;
 use routes::Proxy;
 use server::{RunningServer, ServerLimits};
 use token_cache::{TokenCache, TokenSet};
 use upstream::UpstreamClient;
 
-/// Wires the proxy from a configuration: token cache, upstream client, router.
-pub fn build_proxy(config: Config) -> Proxy {
+/// Wires the proxy from a configuration: credentials (seeding the file from the environment
+/// when it says so), token cache, upstream client, router.
+pub fn build_proxy(config: Config) -> std::io::Result<Proxy> {
     let agent = upstream::build_agent(&config);
-    let access_token = config.access_token.clone();
-    let expires_at = access_token
-        .as_deref()
-        .and_then(jwt::expires_at)
-        .or(config.expires_at);
-    let account_id = config
-        .account_id
-        .clone()
-        .or_else(|| access_token.as_deref().and_then(jwt::account_id));
-    let tokens = TokenSet {
-        access_token,
-        refresh_token: config.refresh_token.clone(),
-        id_token: None,
-        expires_at,
-        account_id,
-    };
-    let refresher = OAuthRefresher {
-        agent: agent.clone(),
-        token_url: format!("{}/oauth/token", config.auth_base_url),
-        user_agent: upstream::user_agent(&config),
-        originator: config.originator.clone(),
-    };
-    let tokens = Arc::new(TokenCache::new(tokens, Box::new(refresher)));
+    let file = CredentialsFile::new(config.credentials_file.clone());
+    let loaded = credentials::load_or_seed(&file, &environment_tokens(&config))?;
+    match loaded.origin {
+        Origin::SeededNew => log::info!("seeded {} from the environment", file.path().display()),
+        Origin::Reseeded => log::info!(
+            "OPENAI_REFRESH_TOKEN differs from the token {} was seeded from: re-seeded it",
+            file.path().display()
+        ),
+        Origin::File => log::info!("using credentials from {}", file.path().display()),
+        Origin::Empty => {}
+    }
+    let refresher = FileRefresher::new(
+        file,
+        OAuthRefresher {
+            agent: agent.clone(),
+            token_url: format!("{}/oauth/token", config.auth_base_url),
+            user_agent: upstream::user_agent(&config),
+            originator: config.originator.clone(),
+        },
+    );
+    let mut tokens = loaded.tokens;
+    if let Some(account) = &config.account_id {
+        tokens.account_id = Some(account.clone());
+    }
+    let tokens = Arc::new(TokenCache::with_dead_refresh_token(
+        tokens,
+        Box::new(refresher),
+        loaded.dead,
+    ));
     let upstream = UpstreamClient::new(&config, agent, tokens.clone());
-    Proxy {
+    Ok(Proxy {
         config,
         upstream,
         tokens,
+    })
+}
+
+/// The tokens the environment offers (`OPENAI_*`), with expiry and account id filled in.
+fn environment_tokens(config: &Config) -> TokenSet {
+    let access_token = config.access_token.clone();
+    TokenSet {
+        expires_at: access_token
+            .as_deref()
+            .and_then(jwt::expires_at)
+            .or(config.expires_at),
+        account_id: config
+            .account_id
+            .clone()
+            .or_else(|| access_token.as_deref().and_then(jwt::account_id)),
+        access_token,
+        refresh_token: config.refresh_token.clone(),
+        id_token: None,
     }
 }
 

@@ -10,18 +10,21 @@ use codex_sub_proxy::{build_proxy, serve, signals};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None => run(),
-        Some("--help" | "-h") => {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        [] => run(),
+        ["--login"] => login(false),
+        ["--login", "--browser"] | ["--browser", "--login"] => login(true),
+        ["--help" | "-h"] => {
             print_out(&help_text());
             ExitCode::SUCCESS
         }
-        Some("--version" | "-V") => {
+        ["--version" | "-V"] => {
             print_out(&format!("codex-sub-proxy {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
-        Some(other) => {
-            eprintln!("codex-sub-proxy: unknown argument {other:?}; see --help");
+        other => {
+            eprintln!("codex-sub-proxy: unknown arguments {other:?}; see --help");
             ExitCode::from(2)
         }
     }
@@ -30,6 +33,33 @@ fn main() -> ExitCode {
 fn print_out(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+/// `--login [--browser]`: links a ChatGPT account, writes CREDENTIALS_FILE, prints `.env` lines.
+fn login(browser: bool) -> ExitCode {
+    let (config, _) = match Config::from_env() {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("codex-sub-proxy: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let agent = codex_sub_proxy::upstream::build_agent(&config);
+    let outcome = if browser {
+        codex_sub_proxy::login_browser::browser_login(&config, &agent)
+    } else {
+        codex_sub_proxy::login::device_login(&config, &agent)
+    };
+    let result = outcome.and_then(|logged_in| {
+        codex_sub_proxy::login::finish(&config, &logged_in, &mut std::io::stdout())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("codex-sub-proxy --login: {message}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn run() -> ExitCode {
@@ -72,7 +102,13 @@ fn run() -> ExitCode {
     }
     signals::install();
     let grace = config.shutdown_grace;
-    let proxy = Arc::new(build_proxy(config));
+    let proxy = match build_proxy(config) {
+        Ok(proxy) => Arc::new(proxy),
+        Err(error) => {
+            log::error!("cannot use the credentials file: {error}");
+            return ExitCode::from(1);
+        }
+    };
     let server = match serve(proxy.clone()) {
         Ok(server) => server,
         Err(error) => {
@@ -84,6 +120,11 @@ fn run() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if !proxy.tokens.readiness().usable {
+        log::warn!(
+            "no usable upstream credentials (set OPENAI_REFRESH_TOKEN, point CREDENTIALS_FILE at an auth.json, or run --login): model requests will fail with 503"
+        );
+    }
     log::info!(
         "codex-sub-proxy {} listening on {} with {} workers, queue {}; upstream {}",
         env!("CARGO_PKG_VERSION"),

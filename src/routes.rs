@@ -31,6 +31,7 @@ pub struct Proxy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     Health,
+    Ready,
     Models,
     Model(String),
     Responses,
@@ -42,6 +43,7 @@ enum Route {
 fn resolve(path: &str) -> Route {
     match path {
         "/healthz" => Route::Health,
+        "/readyz" => Route::Ready,
         "/v1/models" => Route::Models,
         "/v1/responses" => Route::Responses,
         "/v1/chat/completions" => Route::ChatCompletions,
@@ -58,6 +60,7 @@ fn resolve(path: &str) -> Route {
 pub fn route_name(path: &str) -> &'static str {
     match resolve(path) {
         Route::Health => "/healthz",
+        Route::Ready => "/readyz",
         Route::Models => "/v1/models",
         Route::Model(_) => "/v1/models/{id}",
         Route::Responses => "/v1/responses",
@@ -90,6 +93,10 @@ impl Proxy {
         let read = matches!(method, Method::Get | Method::Head);
         match resolve(&path) {
             Route::Health if read => exchange.respond_json(200, &json!({"ok": true}), &[]),
+            Route::Ready if read => {
+                let (status, body) = self.readiness();
+                exchange.respond_json(status, &body, &[]);
+            }
             Route::Models if read => exchange.respond_json(200, &self.model_list(), &[]),
             Route::Model(id) if read => {
                 let model = self.model(&id).ok_or_else(|| ProxyError::NotFound {
@@ -102,9 +109,7 @@ impl Proxy {
                 crate::responses_handler::serve(self, exchange)?
             }
             Route::ChatCompletions if method == Method::Post => {
-                return Err(ProxyError::NotImplemented {
-                    message: "/v1/chat/completions is not implemented in this build yet; use /v1/responses.".into(),
-                });
+                crate::chat_handler::serve(self, exchange)?
             }
             Route::Files => {
                 return Err(ProxyError::NotImplemented {
@@ -120,7 +125,7 @@ impl Proxy {
                     code: Some("unknown_url".into()),
                 });
             }
-            Route::Health | Route::Models | Route::Model(_) => {
+            Route::Health | Route::Ready | Route::Models | Route::Model(_) => {
                 return Err(ProxyError::MethodNotAllowed {
                     allowed: "GET, HEAD",
                 });
@@ -130,6 +135,23 @@ impl Proxy {
             }
         }
         Ok(())
+    }
+
+    /// `/readyz`: whether usable upstream credentials are held, without revealing them.
+    fn readiness(&self) -> (u16, Value) {
+        let readiness = self.tokens.readiness();
+        let body = json!({
+            "ready": readiness.usable,
+            "credentials": {
+                "usable": readiness.usable,
+                "access_token_expires_at": readiness.expires_at,
+                "account": readiness.account_hint,
+                "plan_type": readiness.plan_type,
+                "last_refresh_error": readiness.last_refresh_error,
+                "refreshes": readiness.refreshes,
+            }
+        });
+        (if readiness.usable { 200 } else { 503 }, body)
     }
 
     fn model_entry(id: &str) -> Value {

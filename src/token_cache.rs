@@ -63,6 +63,28 @@ impl TokenSet {
 pub trait TokenRefresher: Send + Sync {
     /// Exchanges `current` for a fresh token set. Must persist rotated tokens before returning.
     fn refresh(&self, current: &TokenSet) -> Result<TokenSet, RefreshFailure>;
+
+    /// The tokens as stored now (a file another process may have changed), without refreshing.
+    fn reload(&self) -> Option<TokenSet> {
+        None
+    }
+}
+
+/// What a readiness check may show: no secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// Usable upstream credentials are held.
+    pub usable: bool,
+    /// Access-token expiry (Unix seconds), when known.
+    pub expires_at: Option<u64>,
+    /// The last four characters of the account id.
+    pub account_hint: Option<String>,
+    /// The plan type from the token claims.
+    pub plan_type: Option<String>,
+    /// The last refresh's error, or `None` after a success (or before any refresh).
+    pub last_refresh_error: Option<String>,
+    /// Refreshes attempted since start.
+    pub refreshes: u64,
 }
 
 #[derive(Debug)]
@@ -86,11 +108,21 @@ pub struct TokenCache {
 impl TokenCache {
     /// A cache holding `tokens`, refreshing through `refresher`.
     pub fn new(tokens: TokenSet, refresher: Box<dyn TokenRefresher>) -> Self {
+        Self::with_dead_refresh_token(tokens, refresher, None)
+    }
+
+    /// Like [`TokenCache::new`], remembering that `dead` (refresh token, message) was refused
+    /// for good before (a failure recorded across restarts).
+    pub fn with_dead_refresh_token(
+        tokens: TokenSet,
+        refresher: Box<dyn TokenRefresher>,
+        dead: Option<(String, String)>,
+    ) -> Self {
         TokenCache {
             state: Mutex::new(State {
                 tokens,
                 refreshing: false,
-                dead_refresh_token: None,
+                dead_refresh_token: dead,
                 last_refresh_error: None,
                 refresh_count: 0,
             }),
@@ -120,16 +152,35 @@ impl TokenCache {
         self.lock().refresh_count
     }
 
-    /// Whether usable credentials are held, and the last refresh error (secret-free).
-    pub fn readiness(&self) -> (bool, Option<String>) {
+    /// What a readiness check may show (secret-free).
+    pub fn readiness(&self) -> Readiness {
         let state = self.lock();
-        let dead = state.dead_refresh_token.is_some()
-            && state.dead_refresh_token.as_ref().map(|(t, _)| Some(t))
-                == Some(state.tokens.refresh_token.as_ref());
-        let usable = state.tokens.access_token.is_some()
-            && !dead
-            && (state.tokens.refresh_token.is_some() || !is_expired(&state.tokens, now()));
-        (usable, state.last_refresh_error.clone())
+        let tokens = &state.tokens;
+        let expired = is_expired(tokens, now());
+        let usable = tokens.access_token.is_some()
+            && !(expired && (is_dead(&state) || tokens.refresh_token.is_none()));
+        let plan_type = tokens
+            .id_token
+            .as_deref()
+            .and_then(crate::jwt::plan_type)
+            .or_else(|| {
+                tokens
+                    .access_token
+                    .as_deref()
+                    .and_then(crate::jwt::plan_type)
+            });
+        let account_hint = tokens.account_id.as_deref().map(|id| {
+            let tail: Vec<char> = id.chars().rev().take(4).collect();
+            format!("…{}", tail.into_iter().rev().collect::<String>())
+        });
+        Readiness {
+            usable,
+            expires_at: tokens.expires_at,
+            account_hint,
+            plan_type,
+            last_refresh_error: state.last_refresh_error.clone(),
+            refreshes: state.refresh_count,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -170,9 +221,24 @@ impl TokenCache {
         if let Some((dead, message)) = &state.dead_refresh_token
             && *dead == refresh_token
         {
-            return Err(ProxyError::CredentialsUnavailable {
-                message: message.clone(),
-            });
+            // The token endpoint is not asked again until the credentials change: pick up a
+            // file that another process (or a new `--login`) rewrote.
+            let message = message.clone();
+            match self.refresher.reload() {
+                Some(stored)
+                    if stored.refresh_token.is_some()
+                        && stored.refresh_token != Some(refresh_token) =>
+                {
+                    log::info!("credentials changed on disk; using them");
+                    state.tokens = stored;
+                    state.dead_refresh_token = None;
+                    return credentials(&state.tokens);
+                }
+                _ if proactive && !is_expired(&state.tokens, now()) => {
+                    return credentials(&state.tokens);
+                }
+                _ => return Err(ProxyError::CredentialsUnavailable { message }),
+            }
         }
         state.refreshing = true;
         let snapshot = state.tokens.clone();
@@ -190,10 +256,7 @@ impl TokenCache {
                 credentials(&state.tokens)
             }
             Err(failure @ RefreshFailure::Permanent { .. }) => {
-                let message = format!(
-                    "Upstream credentials are no longer valid: {}.",
-                    failure.describe()
-                );
+                let message = crate::credentials::dead_message(&failure);
                 state.dead_refresh_token = Some((refresh_token, message.clone()));
                 state.last_refresh_error = Some(failure.describe());
                 Err(ProxyError::CredentialsUnavailable { message })
@@ -241,6 +304,13 @@ fn needs_proactive_refresh(tokens: &TokenSet, now: u64) -> bool {
         (None, _) => true,
         (Some(_), Some(exp)) => exp <= now + REFRESH_MARGIN.as_secs(),
         (Some(_), None) => false,
+    }
+}
+
+fn is_dead(state: &State) -> bool {
+    match (&state.dead_refresh_token, &state.tokens.refresh_token) {
+        (Some((dead, _)), Some(current)) => dead == current,
+        _ => false,
     }
 }
 
@@ -345,7 +415,7 @@ mod tests {
             .expect_err("still dead");
         assert_eq!(again, error);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert!(!cache.readiness().0);
+        assert!(cache.readiness().last_refresh_error.is_some());
     }
 
     #[test]
@@ -355,6 +425,7 @@ mod tests {
         };
         let (cache, _) = cache(now() + 60, Err(failure));
         assert_eq!(cache.current().expect("old token").access_token, "access-0");
-        assert!(cache.readiness().1.is_some());
+        assert!(cache.readiness().last_refresh_error.is_some());
+        assert!(cache.readiness().usable);
     }
 }

@@ -325,6 +325,18 @@ fn wrong_or_missing_token_gets_401_and_the_token_can_change() -> TestResult {
         send(&fake, "POST", "/responses", &new, Some(&body))?.status,
         200
     );
+
+    fake.accept_access_token_prefix("minted-");
+    let minted = codex_headers("minted-42", "codex_cli_rs");
+    assert_eq!(
+        send(&fake, "POST", "/responses", &minted, Some(&body))?.status,
+        200
+    );
+    let other = codex_headers("other-42", "codex_cli_rs");
+    assert_eq!(
+        send(&fake, "POST", "/responses", &other, Some(&body))?.status,
+        401
+    );
     Ok(())
 }
 

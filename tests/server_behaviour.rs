@@ -276,10 +276,8 @@ impl Handler for PanicOn {
 #[test]
 fn a_panicking_handler_answers_500_and_its_worker_lives_on() {
     let fake = FakeCodex::start();
-    let proxy = Arc::new(codex_sub_proxy::build_proxy(config(
-        &fake.base_url(),
-        &[("WORKERS", "1")],
-    )));
+    let proxy = codex_sub_proxy::build_proxy(config(&fake.base_url(), &[("WORKERS", "1")]));
+    let proxy = Arc::new(proxy.expect("proxy"));
     let server = TestProxy::start_with(proxy.clone(), Arc::new(PanicOn(proxy)));
     for _ in 0..3 {
         let error = get(&format!("{}/v1/panic", server.base)).expect_error(500);

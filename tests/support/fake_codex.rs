@@ -344,6 +344,7 @@ impl FakeCodex {
         let (stop, stopped) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared {
             access_token: Mutex::new(DEFAULT_ACCESS_TOKEN.to_owned()),
+            accepted_prefix: Mutex::new(None),
             queue: Mutex::new(VecDeque::new()),
             default_script: Mutex::new(Script::text(DEFAULT_TEXT)),
             requests: Mutex::new(Vec::new()),
@@ -375,6 +376,12 @@ impl FakeCodex {
     /// The bearer token the fake accepts from now on; any other gets 401.
     pub fn set_access_token(&self, token: &str) {
         *lock(&self.shared.access_token) = token.to_owned();
+    }
+
+    /// Also accepts every bearer token that starts with `prefix`, as the real backend accepts
+    /// every unexpired token its issuer minted (for tests where several processes rotate).
+    pub fn accept_access_token_prefix(&self, prefix: &str) {
+        *lock(&self.shared.accepted_prefix) = Some(prefix.to_owned());
     }
 
     /// Queues `script` for the next valid `POST /responses` (first in, first out).
@@ -432,6 +439,7 @@ impl Drop for FakeCodex {
 
 struct Shared {
     access_token: Mutex<String>,
+    accepted_prefix: Mutex<Option<String>>,
     queue: Mutex<VecDeque<Script>>,
     default_script: Mutex<Script>,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -563,7 +571,11 @@ fn route(request: &RecordedRequest, shared: &Shared) -> Reply {
     let token = request
         .header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "));
-    if token != Some(lock(&shared.access_token).as_str()) {
+    let prefix_ok = match (token, lock(&shared.accepted_prefix).as_deref()) {
+        (Some(token), Some(prefix)) => token.starts_with(prefix),
+        _ => false,
+    };
+    if !prefix_ok && token != Some(lock(&shared.access_token).as_str()) {
         return Reply::detail(
             401,
             "Could not parse your authentication token. Please try signing in again.",

@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+#[path = "fake_oauth_login.rs"]
+pub mod login;
+
 /// How the fake answers refresh requests.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OAuthMode {
@@ -30,12 +33,15 @@ struct State {
     issued: usize,
     /// The access token the next successful refresh returns (when set).
     next_access: Option<String>,
+    /// When set, access tokens are unsigned JWTs expiring this many seconds after issue.
+    jwt_lifetime: Option<u64>,
 }
 
 /// A running fake token endpoint.
 pub struct FakeOAuth {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    login: Arc<Mutex<login::LoginState>>,
     calls: Arc<AtomicUsize>,
     reuse_errors: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -53,16 +59,20 @@ impl FakeOAuth {
             mode: OAuthMode::Rotate,
             issued: 0,
             next_access: None,
+            jwt_lifetime: None,
         }));
         let calls = Arc::new(AtomicUsize::new(0));
         let reuse_errors = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let login = Arc::new(Mutex::new(login::LoginState::default()));
+        let issuer = format!("http://{addr}");
         let thread = {
-            let (state, calls, reuse_errors, stop) = (
+            let (state, calls, reuse_errors, stop, login) = (
                 state.clone(),
                 calls.clone(),
                 reuse_errors.clone(),
                 stop.clone(),
+                login.clone(),
             );
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
@@ -72,20 +82,35 @@ impl FakeOAuth {
                     };
                     let mut body = String::new();
                     let _ = request.as_reader().read_to_string(&mut body);
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    let (status, reply) = answer(&state, &reuse_errors, request.url(), &body);
-                    let response = tiny_http::Response::from_string(reply)
+                    let url = request.url().to_string();
+                    let method = request.method().to_string();
+                    let (status, reply, location) =
+                        match login::answer(&login, &issuer, &method, &url, &body) {
+                            Some(answer) => answer,
+                            None => {
+                                calls.fetch_add(1, Ordering::SeqCst);
+                                let (status, reply) = answer(&state, &reuse_errors, &url, &body);
+                                (status, reply, None)
+                            }
+                        };
+                    let mut response = tiny_http::Response::from_string(reply)
                         .with_status_code(status)
                         .with_header(
                             tiny_http::Header::from_bytes("Content-Type", "application/json")
                                 .expect("header"),
                         );
+                    if let Some(location) = location {
+                        response.add_header(
+                            tiny_http::Header::from_bytes("Location", location).expect("header"),
+                        );
+                    }
                     let _ = request.respond(response);
                 }
             })
         };
         FakeOAuth {
             addr,
+            login,
             state,
             calls,
             reuse_errors,
@@ -99,7 +124,12 @@ impl FakeOAuth {
         format!("http://{}", self.addr)
     }
 
-    /// Token endpoint calls so far.
+    /// The login flows' state, to script device polls and the authorize answer.
+    pub fn login(&self) -> std::sync::MutexGuard<'_, login::LoginState> {
+        self.login.lock().expect("login state")
+    }
+
+    /// Refresh-grant calls to the token endpoint so far.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
@@ -112,6 +142,17 @@ impl FakeOAuth {
     /// Changes how the endpoint answers.
     pub fn set_mode(&self, mode: OAuthMode) {
         self.state.lock().expect("state").mode = mode;
+    }
+
+    /// Issue access tokens as unsigned JWTs with `exp = now + lifetime_secs` (a short lifetime
+    /// keeps every token inside the proxy's refresh margin, so each request refreshes).
+    pub fn issue_jwts(&self, lifetime_secs: u64) {
+        self.state.lock().expect("state").jwt_lifetime = Some(lifetime_secs);
+    }
+
+    /// The refresh token that is valid now.
+    pub fn current_refresh_token(&self) -> String {
+        self.state.lock().expect("state").current_refresh.clone()
     }
 
     /// The access token the next successful refresh returns.
@@ -169,10 +210,17 @@ fn answer(
     }
     state.used.insert(presented);
     state.issued += 1;
-    let access = state
-        .next_access
-        .take()
-        .unwrap_or_else(|| format!("access-token-{}", state.issued));
+    let issued = state.issued;
+    let access = match (state.next_access.take(), state.jwt_lifetime) {
+        (Some(access), _) => access,
+        (None, Some(lifetime)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            codex_sub_proxy::jwt::unsigned_token(&json!({"exp": now + lifetime, "n": issued}))
+        }
+        (None, None) => format!("access-token-{issued}"),
+    };
     let refresh = format!("refresh-token-{}", state.issued);
     state.current_refresh = refresh.clone();
     (

@@ -38,10 +38,24 @@ pub fn config(codex_base: &str, overrides: &[(&str, &str)]) -> Config {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     values.insert("CODEX_BASE_URL".into(), codex_base.to_string());
+    values.insert(
+        "CREDENTIALS_FILE".into(),
+        scratch_dir().join("credentials.json").display().to_string(),
+    );
     for (key, value) in overrides {
         values.insert(key.to_string(), value.to_string());
     }
     Config::from_lookup(|name| values.get(name).cloned()).expect("test config is valid")
+}
+
+/// A new empty directory under the system temp dir.
+pub fn scratch_dir() -> std::path::PathBuf {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).expect("random");
+    let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let dir = std::env::temp_dir().join(format!("codex-sub-proxy-test-{name}"));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
 }
 
 /// A proxy running in this process.
@@ -56,7 +70,7 @@ pub struct TestProxy {
 impl TestProxy {
     /// Starts the real router.
     pub fn start(config: Config) -> TestProxy {
-        let proxy = Arc::new(codex_sub_proxy::build_proxy(config));
+        let proxy = Arc::new(codex_sub_proxy::build_proxy(config).expect("credentials load"));
         Self::start_with(proxy.clone(), proxy)
     }
 

@@ -1,0 +1,398 @@
+//! The final Responses object → one `chat.completion`. Pure.
+//!
+//! The rules shared with the stream translator live here too, so a streamed answer and an
+//! aggregated one say the same thing: message items are joined with a blank line, reasoning
+//! summaries (`reasoning_content`) likewise, `finish_reason` comes from the response status and
+//! the presence of calls, and usage is renamed to chat's fields.
+
+use serde_json::{Map, Value, json};
+
+use crate::chat_request::CallStyle;
+
+/// What every chat answer of one request carries: id, creation time, model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionMeta {
+    /// `chatcmpl-…`, the same on every chunk of a stream.
+    pub id: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// The model as the caller named it.
+    pub model: String,
+}
+
+impl CompletionMeta {
+    /// A fresh id and the current time, for `model`.
+    pub fn new(model: &str) -> Self {
+        let mut bytes = [0u8; 12];
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if getrandom::fill(&mut bytes).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            bytes.copy_from_slice(&nanos.to_be_bytes()[4..]);
+        }
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        CompletionMeta {
+            id: format!("chatcmpl-{hex}"),
+            created,
+            model: model.to_string(),
+        }
+    }
+}
+
+/// What separates two message items' texts, and two reasoning summaries.
+pub const SEPARATOR: &str = "\n\n";
+
+/// The `chat.completion` for a completed or incomplete Response object.
+pub fn completion(response: &Value, meta: &CompletionMeta, style: CallStyle) -> Value {
+    let mut text = String::new();
+    let mut refusal = String::new();
+    let mut annotations = Vec::new();
+    let mut reasoning = String::new();
+    let mut calls = Vec::new();
+    for item in response
+        .get("output")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match item.get("type").and_then(Value::as_str) {
+            Some("message") => {
+                let item_text = message_text(item);
+                if !item_text.is_empty() {
+                    if !text.is_empty() {
+                        text.push_str(SEPARATOR);
+                    }
+                    annotations.extend(citations(item, text.chars().count()));
+                    text.push_str(&item_text);
+                }
+                refusal.push_str(&message_refusal(item));
+            }
+            Some("reasoning") => {
+                let summary = reasoning_text(item);
+                if !summary.is_empty() {
+                    if !reasoning.is_empty() {
+                        reasoning.push_str(SEPARATOR);
+                    }
+                    reasoning.push_str(&summary);
+                }
+            }
+            Some("function_call") => calls.push(item),
+            _ => {}
+        }
+    }
+
+    let mut message = Map::new();
+    message.insert("role".into(), json!("assistant"));
+    let content = if text.is_empty() && !calls.is_empty() {
+        Value::Null
+    } else {
+        json!(text)
+    };
+    message.insert("content".into(), content);
+    let refusal = (!refusal.is_empty()).then(|| json!(refusal));
+    message.insert("refusal".into(), refusal.unwrap_or(Value::Null));
+    match style {
+        CallStyle::Tools if !calls.is_empty() => {
+            let tool_calls: Vec<Value> = calls.iter().map(|call| tool_call(call)).collect();
+            message.insert("tool_calls".into(), Value::Array(tool_calls));
+        }
+        CallStyle::LegacyFunctions => {
+            if let Some(call) = calls.first() {
+                message.insert("function_call".into(), tool_call(call)["function"].clone());
+            }
+        }
+        CallStyle::Tools => {}
+    }
+    if !reasoning.is_empty() {
+        message.insert("reasoning_content".into(), json!(reasoning));
+    }
+    if !annotations.is_empty() {
+        message.insert("annotations".into(), Value::Array(annotations));
+    }
+
+    let status = response.get("status").and_then(Value::as_str);
+    let reason = response
+        .pointer("/incomplete_details/reason")
+        .and_then(Value::as_str);
+    let mut completion = json!({
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "finish_reason": finish_reason(status, reason, !calls.is_empty(), style),
+            "logprobs": null,
+        }],
+    });
+    if let (Some(object), Some(usage)) = (
+        completion.as_object_mut(),
+        response.get("usage").and_then(chat_usage),
+    ) {
+        object.insert("usage".into(), usage);
+    }
+    completion
+}
+
+/// The text of a message item's `output_text` parts.
+pub fn message_text(item: &Value) -> String {
+    parts(item)
+        .filter(|part| part.get("type").and_then(Value::as_str) == Some("output_text"))
+        .filter_map(|part| part.get("text").and_then(Value::as_str))
+        .collect()
+}
+
+fn message_refusal(item: &Value) -> String {
+    parts(item)
+        .filter(|part| part.get("type").and_then(Value::as_str) == Some("refusal"))
+        .filter_map(|part| part.get("refusal").and_then(Value::as_str))
+        .collect()
+}
+
+fn parts(item: &Value) -> impl Iterator<Item = &Value> {
+    item.get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// A reasoning item's summary parts, joined with a blank line.
+pub fn reasoning_text(item: &Value) -> String {
+    let summaries: Vec<&str> = item
+        .get("summary")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|part| part.get("text").and_then(Value::as_str))
+        .filter(|text| !text.is_empty())
+        .collect();
+    summaries.join(SEPARATOR)
+}
+
+/// A `function_call` item as a chat tool call.
+pub fn tool_call(item: &Value) -> Value {
+    let text = |key: &str| item.get(key).and_then(Value::as_str).unwrap_or("");
+    json!({
+        "id": text("call_id"),
+        "type": "function",
+        "function": {"name": text("name"), "arguments": text("arguments")},
+    })
+}
+
+/// `url_citation` annotations of a message item, with indexes moved by `offset` characters
+/// (the text of earlier items in the joined content).
+fn citations(item: &Value, offset: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut offset = offset;
+    for part in parts(item) {
+        if part.get("type").and_then(Value::as_str) != Some("output_text") {
+            continue;
+        }
+        for annotation in part
+            .get("annotations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if annotation.get("type").and_then(Value::as_str) != Some("url_citation") {
+                continue;
+            }
+            let index = |key: &str| {
+                annotation
+                    .get(key)
+                    .and_then(Value::as_u64)
+                    .map_or(0, |i| i + offset as u64)
+            };
+            out.push(json!({
+                "type": "url_citation",
+                "url_citation": {
+                    "start_index": index("start_index"),
+                    "end_index": index("end_index"),
+                    "url": annotation.get("url").cloned().unwrap_or_else(|| json!("")),
+                    "title": annotation.get("title").cloned().unwrap_or_else(|| json!("")),
+                },
+            }));
+        }
+        offset += part
+            .get("text")
+            .and_then(Value::as_str)
+            .map_or(0, |t| t.chars().count());
+    }
+    out
+}
+
+/// The chat `finish_reason`: an incomplete response says why it stopped (`length` for
+/// `max_output_tokens` and anything unknown, `content_filter`); otherwise calls mean
+/// `tool_calls` (`function_call` in the legacy style) and anything else `stop`.
+pub fn finish_reason(
+    status: Option<&str>,
+    incomplete_reason: Option<&str>,
+    has_calls: bool,
+    style: CallStyle,
+) -> &'static str {
+    match (status, incomplete_reason) {
+        (_, Some("content_filter")) => "content_filter",
+        (Some("incomplete"), _) | (_, Some(_)) => "length",
+        _ if has_calls => match style {
+            CallStyle::Tools => "tool_calls",
+            CallStyle::LegacyFunctions => "function_call",
+        },
+        _ => "stop",
+    }
+}
+
+/// Responses usage → chat usage; `None` when the upstream sent none.
+pub fn chat_usage(usage: &Value) -> Option<Value> {
+    if !usage.is_object() {
+        return None;
+    }
+    let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
+    let prompt = count("/input_tokens");
+    let completion = count("/output_tokens");
+    let total = usage
+        .get("total_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(prompt + completion);
+    Some(json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": total,
+        "prompt_tokens_details": {"cached_tokens": count("/input_tokens_details/cached_tokens")},
+        "completion_tokens_details": {
+            "reasoning_tokens": count("/output_tokens_details/reasoning_tokens"),
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> CompletionMeta {
+        CompletionMeta {
+            id: "chatcmpl-test".into(),
+            created: 1_700_000_000,
+            model: "gpt-5.5-high".into(),
+        }
+    }
+
+    fn message(text: &str, annotations: Value) -> Value {
+        json!({"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+               "content": [{"type": "output_text", "text": text, "annotations": annotations}]})
+    }
+
+    fn usage() -> Value {
+        json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 4},
+               "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 3},
+               "total_tokens": 17})
+    }
+
+    #[test]
+    fn text_reasoning_and_usage() {
+        let response = json!({"id": "resp_1", "status": "completed", "usage": usage(), "output": [
+            {"type": "reasoning", "id": "rs_1", "summary": [
+                {"type": "summary_text", "text": "First."}, {"type": "summary_text", "text": "Second."}],
+             "encrypted_content": "gAAAA"},
+            message("Forty-two.", json!([])),
+        ]});
+        let completion = completion(&response, &meta(), CallStyle::Tools);
+        assert_eq!(completion["object"], "chat.completion");
+        assert_eq!(completion["id"], "chatcmpl-test");
+        assert_eq!(completion["model"], "gpt-5.5-high");
+        let choice = &completion["choices"][0];
+        assert_eq!(choice["index"], 0);
+        assert_eq!(choice["finish_reason"], "stop");
+        assert!(choice["logprobs"].is_null());
+        assert_eq!(choice["message"]["role"], "assistant");
+        assert_eq!(choice["message"]["content"], "Forty-two.");
+        assert_eq!(choice["message"]["reasoning_content"], "First.\n\nSecond.");
+        assert!(choice["message"].get("tool_calls").is_none());
+        assert_eq!(
+            completion["usage"],
+            json!({"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17,
+                   "prompt_tokens_details": {"cached_tokens": 4},
+                   "completion_tokens_details": {"reasoning_tokens": 3}})
+        );
+    }
+
+    #[test]
+    fn parallel_calls_without_text_have_null_content() {
+        let call = |id: &str, name: &str, args: &str| {
+            json!({"type": "function_call", "id": format!("fc_{id}"), "call_id": id,
+                   "name": name, "arguments": args, "status": "completed"})
+        };
+        let response = json!({"status": "completed", "output": [
+            call("call_a", "get_weather", "{\"city\":\"Paris\"}"),
+            call("call_b", "get_time", "{}"),
+        ]});
+        let completion = completion(&response, &meta(), CallStyle::Tools);
+        let choice = &completion["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls");
+        assert!(choice["message"]["content"].is_null());
+        assert_eq!(
+            choice["message"]["tool_calls"],
+            json!([
+                {"id": "call_a", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": "{}"}},
+            ])
+        );
+        assert!(completion.get("usage").is_none(), "no usage invented");
+
+        let legacy = super::completion(&response, &meta(), CallStyle::LegacyFunctions);
+        let choice = &legacy["choices"][0];
+        assert_eq!(choice["finish_reason"], "function_call");
+        assert_eq!(choice["message"]["function_call"]["name"], "get_weather");
+        assert!(choice["message"].get("tool_calls").is_none());
+    }
+
+    #[test]
+    fn messages_join_and_citations_shift_with_them() {
+        let citation = json!([{"type": "url_citation", "url": "https://example.com", "title": "Ex",
+                               "start_index": 0, "end_index": 4}]);
+        let response = json!({"status": "completed", "output": [
+            message("Intro", json!([])),
+            {"type": "web_search_call", "id": "ws_1", "status": "completed",
+             "action": {"type": "search", "query": "q"}},
+            message("Body", citation),
+        ]});
+        let completion = completion(&response, &meta(), CallStyle::Tools);
+        let message = &completion["choices"][0]["message"];
+        assert_eq!(message["content"], "Intro\n\nBody");
+        assert_eq!(
+            message["annotations"],
+            json!([{"type": "url_citation", "url_citation": {
+                "start_index": 7, "end_index": 11, "url": "https://example.com", "title": "Ex"}}])
+        );
+    }
+
+    #[test]
+    fn incomplete_maps_to_length_or_content_filter() {
+        for (reason, expected) in [
+            ("max_output_tokens", "length"),
+            ("content_filter", "content_filter"),
+            ("something_new", "length"),
+        ] {
+            let response = json!({"status": "incomplete", "incomplete_details": {"reason": reason},
+                                  "output": [message("partial", json!([]))]});
+            let completion = completion(&response, &meta(), CallStyle::Tools);
+            assert_eq!(completion["choices"][0]["finish_reason"], expected);
+            assert_eq!(completion["choices"][0]["message"]["content"], "partial");
+        }
+    }
+
+    #[test]
+    fn empty_output_is_an_empty_string_and_refusals_are_kept() {
+        let response = json!({"status": "completed", "output": [
+            {"type": "message", "role": "assistant",
+             "content": [{"type": "refusal", "refusal": "I can't help with that."}]}]});
+        let completion = completion(&response, &meta(), CallStyle::Tools);
+        let message = &completion["choices"][0]["message"];
+        assert_eq!(message["content"], "");
+        assert_eq!(message["refusal"], "I can't help with that.");
+    }
+}

@@ -1,0 +1,203 @@
+//! The I/O loop both endpoints share: open the upstream stream, then pump its events through a
+//! [`StreamTranslator`] to the client one flushed frame at a time, or read it to the end for a
+//! non-streaming caller.
+//!
+//! The loop's invariants are kept here once: a client write failure drops the upstream reader
+//! at once (closing the upstream connection); an upstream EOF before a terminal event, an idle
+//! timeout or a broken connection becomes an in-band error frame, after which the stream ends;
+//! a cleanly finished upstream is drained briefly so its connection can be reused.
+
+use serde_json::Value;
+
+use crate::error::ProxyError;
+use crate::exchange::Exchange;
+use crate::param_policy::DROPPED_HEADER;
+use crate::responses_relay::{ResponsesTranscript, eof_before_completion};
+use crate::responses_request::UpstreamRequest;
+use crate::routes::Proxy;
+use crate::sse::{SseError, SseEvent};
+use crate::upstream::UpstreamStream;
+
+/// How many events to read after the terminal one, so the upstream connection ends cleanly
+/// and can be reused.
+const DRAIN_EVENTS: usize = 8;
+
+/// Turns upstream events into the frames one endpoint's clients expect.
+pub trait StreamTranslator {
+    /// The frames for one upstream event, or `None` when it means nothing to the client.
+    fn on_event(&mut self, event: &SseEvent) -> Option<Vec<u8>>;
+    /// Whether a terminal event (an answer or a failure) has been translated.
+    fn is_finished(&self) -> bool;
+    /// The in-band error for a failure the proxy detected; the stream ends after it.
+    fn error_frame(&mut self, error: &ProxyError) -> Vec<u8>;
+    /// Frames written after the last one, also after an error (chat's `data: [DONE]`).
+    fn closing_frames(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+impl StreamTranslator for ResponsesTranscript {
+    fn on_event(&mut self, event: &SseEvent) -> Option<Vec<u8>> {
+        self.relay(event)
+    }
+
+    fn is_finished(&self) -> bool {
+        ResponsesTranscript::is_finished(self)
+    }
+
+    fn error_frame(&mut self, error: &ProxyError) -> Vec<u8> {
+        ResponsesTranscript::error_frame(self, error)
+    }
+}
+
+/// Opens the upstream stream for `request`. On a refusal the caller has been answered and
+/// `None` comes back; otherwise the stream and the headers to send with the answer (the
+/// upstream's `x-codex-*` headers and the dropped-parameters header).
+pub fn open_upstream(
+    proxy: &Proxy,
+    exchange: &mut Exchange,
+    request: &UpstreamRequest,
+) -> Option<(UpstreamStream, Vec<(String, String)>)> {
+    let session_id = session_id(&request.body);
+    match proxy.upstream.open_stream(&request.body, &session_id) {
+        Ok(upstream) => {
+            let mut headers = upstream.passthrough_headers.clone();
+            if !request.dropped.is_empty() {
+                headers.push((DROPPED_HEADER.to_string(), request.dropped.join(", ")));
+            }
+            Some((upstream, headers))
+        }
+        Err(refusal) => {
+            exchange.respond_error(&refusal.error, &refusal.passthrough_headers);
+            None
+        }
+    }
+}
+
+/// Pumps upstream events to the client through `translator`, one flush per frame.
+pub fn relay(
+    exchange: &mut Exchange,
+    mut upstream: UpstreamStream,
+    headers: &[(String, String)],
+    translator: &mut impl StreamTranslator,
+) {
+    let mut stream = match exchange.start_stream(headers) {
+        Ok(stream) => stream,
+        Err(_) => return,
+    };
+    loop {
+        let (frame, last) = match upstream.events.next_event() {
+            Ok(Some(event)) => match translator.on_event(&event) {
+                Some(frame) => (frame, translator.is_finished()),
+                None if translator.is_finished() => break,
+                None => continue,
+            },
+            Ok(None) if translator.is_finished() => break,
+            Ok(None) => (translator.error_frame(&eof_before_completion()), true),
+            Err(error) => (translator.error_frame(&stream_error(&error)), true),
+        };
+        if stream.send(&frame).is_err() {
+            log::info!(
+                "{} client went away mid-stream; closing upstream",
+                exchange.request_id
+            );
+            return;
+        }
+        if last {
+            break;
+        }
+    }
+    let closing = translator.closing_frames();
+    if stream.send(&closing).is_err() || stream.finish().is_err() {
+        log::debug!("{} client went away at end of stream", exchange.request_id);
+    }
+    drain(upstream);
+}
+
+/// Reads the stream to its end and builds the final Response object (its `output` rebuilt
+/// from the finished items).
+pub fn aggregate(mut upstream: UpstreamStream) -> Result<Value, ProxyError> {
+    let mut transcript = ResponsesTranscript::new();
+    loop {
+        match upstream.events.next_event() {
+            Ok(Some(event)) => {
+                transcript.record(&event);
+                if transcript.is_finished() {
+                    drain(upstream);
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(error) => return Err(stream_error(&error)),
+        }
+    }
+    transcript.into_response()
+}
+
+/// Reads what little follows the terminal event so the connection can go back to the pool.
+fn drain(mut upstream: UpstreamStream) {
+    for _ in 0..DRAIN_EVENTS {
+        match upstream.events.next_event() {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// The caller's error for a stream read failure.
+pub fn stream_error(error: &SseError) -> ProxyError {
+    match error {
+        SseError::EventTooLarge { limit } => ProxyError::UpstreamStreamBroken {
+            cause: format!("an upstream event exceeded {limit} bytes"),
+        },
+        SseError::Io(io) if is_timeout(io) => ProxyError::UpstreamTimeout {
+            cause: "the upstream stream went idle (UPSTREAM_IDLE_TIMEOUT_SECS)".into(),
+        },
+        SseError::Io(io) => ProxyError::UpstreamStreamBroken {
+            cause: format!("the upstream connection failed mid-stream ({})", io.kind()),
+        },
+    }
+}
+
+/// Whether a read failed because the upstream went quiet (ureq wraps its timeout in the
+/// `io::Error` its body reader returns).
+fn is_timeout(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) || error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)))
+}
+
+/// The upstream `session_id`: the caller's `prompt_cache_key` when it is header-safe (it
+/// names the conversation), else a fresh UUID.
+fn session_id(body: &Value) -> String {
+    body.get("prompt_cache_key")
+        .and_then(|k| k.as_str())
+        .filter(|k| k.len() <= 128 && crate::config::is_header_safe(k))
+        .map_or_else(uuid_v4, str::to_string)
+}
+
+/// A random UUID (version 4).
+pub fn uuid_v4() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = nanos.to_be_bytes();
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
