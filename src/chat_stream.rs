@@ -2,7 +2,7 @@
 //! Pure: a state machine over `serde_json::Value`, tested without sockets.
 //!
 //! Chat frames have no `event:` line, only `data: {json}`. The first chunk says
-//! `{"role":"assistant","content":""}`; text, reasoning summaries and tool-call arguments follow
+//! `{"role":"assistant","content":""}` (`null` when the answer opens with reasoning or a call); text, reasoning summaries and tool-call arguments follow
 //! as deltas; a final chunk with an empty delta carries `finish_reason`; a usage chunk
 //! (`choices: []`) follows when the caller asked for it; `data: [DONE]` closes the stream. A
 //! failure ends it with a `{"error": …}` chunk, never with a `finish_reason`.
@@ -70,17 +70,40 @@ impl ChatStreamTranslator {
         }
     }
 
+    /// The `content` of the role chunk that opens the stream, once an event shows what the
+    /// answer starts with: `""` before text (as OpenAI sends), `null` before reasoning or a
+    /// tool call, so SDKs that accumulate deltas end with `content: null` for a call-only
+    /// answer, as the non-streamed answer has. `None`: not known yet (or a failure).
+    fn opening_content(&self, kind: &str, event: &Value) -> Option<Value> {
+        let item_type = event.pointer("/item/type").and_then(Value::as_str);
+        match kind {
+            "response.output_text.delta" => Some(json!("")),
+            "response.output_item.done" if item_type == Some("message") => Some(json!("")),
+            "response.refusal.delta"
+            | "response.reasoning_summary_text.delta"
+            | "response.output_item.done" => Some(Value::Null),
+            "response.output_item.added" if item_type == Some("function_call") => Some(Value::Null),
+            "response.completed" | "response.incomplete" if self.calls.is_empty() => {
+                Some(json!(""))
+            }
+            "response.completed" | "response.incomplete" => Some(Value::Null),
+            _ => None,
+        }
+    }
+
     /// Frames for one upstream event object; `None` when it means nothing to a chat client.
     pub fn on_value(&mut self, event: &Value) -> Option<Vec<u8>> {
         if self.finished {
             return None;
         }
         let mut frames = Vec::new();
-        if !self.started {
-            self.started = true;
-            frames.extend(self.chunk(json!({"role": "assistant", "content": ""}), None));
-        }
         let text = |key: &str| event.get(key).and_then(Value::as_str).unwrap_or("");
+        if !self.started
+            && let Some(content) = self.opening_content(text("type"), event)
+        {
+            self.started = true;
+            frames.extend(self.chunk(json!({"role": "assistant", "content": content}), None));
+        }
         match text("type") {
             "response.output_text.delta" => {
                 let delta = append(&mut self.texts, &item_key(event), None, text("delta"));

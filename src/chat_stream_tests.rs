@@ -481,5 +481,33 @@ fn unparseable_frames_are_skipped() {
         event: Some("response.created".into()),
         data: created().to_string(),
     };
-    assert!(t.on_event(&created).is_some());
+    assert!(
+        t.on_event(&created).is_none(),
+        "the role chunk waits for the first content"
+    );
+    let delta = SseEvent {
+        event: Some("response.output_text.delta".into()),
+        data: json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
+                     "content_index": 0, "delta": "Hi", "sequence_number": 2})
+        .to_string(),
+    };
+    assert!(
+        t.on_event(&delta).is_some(),
+        "parseable frames after garbage are translated"
+    );
+}
+
+#[test]
+fn a_call_only_stream_opens_with_null_content() {
+    let mut t = translator(false);
+    let added = json!({"type": "response.output_item.added", "output_index": 0, "sequence_number": 2,
+        "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f", "arguments": "", "status": "in_progress"}});
+    let frames = t.on_value(&added).expect("frames");
+    let text = String::from_utf8(frames).expect("utf-8");
+    let first = text.split("\n\n").next().expect("a frame");
+    let chunk: Value = serde_json::from_str(first.trim_start_matches("data: ")).expect("chunk");
+    assert_eq!(
+        chunk["choices"][0]["delta"],
+        json!({"role": "assistant", "content": null})
+    );
 }
