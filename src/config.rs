@@ -152,6 +152,16 @@ pub const VARIABLES: &[Variable] = &[
         help: "Local port of the `--login --browser` callback (1457 is tried when it is taken).",
     },
     Variable {
+        name: "METRICS_PUBLIC",
+        default: "0",
+        help: "Set to 1 to serve GET /metrics without a caller key (for a scraper on a private network).",
+    },
+    Variable {
+        name: "LOG_FORMAT",
+        default: "plain",
+        help: "plain (one readable line per record) or json (one JSON object per line, for log shippers).",
+    },
+    Variable {
         name: "LOG_LEVEL",
         default: "info",
         help: "error, warn, info, debug or trace.",
@@ -217,6 +227,10 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// `--login --browser` callback port.
     pub login_callback_port: u16,
+    /// `/metrics` answers without a caller key.
+    pub metrics_public: bool,
+    /// Log line format.
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// Where `/v1/chat/completions` puts the caller's system and developer messages (contract
@@ -402,6 +416,17 @@ impl Config {
             shutdown_grace: secs("SHUTDOWN_GRACE_SECS", 0, 3600)?,
             log_level,
             login_callback_port: number("LOGIN_CALLBACK_PORT", 0, 65535)? as u16,
+            metrics_public: flag("METRICS_PUBLIC")?,
+            log_format: match get("LOG_FORMAT").to_ascii_lowercase().as_str() {
+                "plain" => crate::logging::LogFormat::Plain,
+                "json" => crate::logging::LogFormat::Json,
+                _ => {
+                    return Err(ConfigError {
+                        variable: "LOG_FORMAT",
+                        problem: "expected plain or json".to_string(),
+                    });
+                }
+            },
             host,
         })
     }
@@ -417,6 +442,16 @@ impl Config {
             std::env::var(name).ok().or_else(|| file.get(name).cloned())
         })?;
         Ok((config, skipped))
+    }
+
+    /// The effective configuration from the environment and `.env`, secrets redacted, as
+    /// `NAME=value` lines for the start-up log.
+    pub fn describe_env() -> Vec<String> {
+        let file = match std::fs::read_to_string(".env") {
+            Ok(text) => crate::env_file::parse(&text).0,
+            Err(_) => Default::default(),
+        };
+        describe(|name| std::env::var(name).ok().or_else(|| file.get(name).cloned()))
     }
 
     /// Whether the listen address only accepts local connections.
@@ -445,6 +480,37 @@ impl Config {
     pub fn responses_url(&self) -> String {
         format!("{}{}", self.codex_base_url, self.codex_responses_path)
     }
+}
+
+/// Variables whose values are secrets: shown as set or unset, never as values.
+const SECRET_VARIABLES: &[&str] = &[
+    "PROXY_API_KEY",
+    "OPENAI_ACCESS_TOKEN",
+    "OPENAI_REFRESH_TOKEN",
+];
+
+/// The effective configuration as `NAME=value` lines for the start-up log, secrets redacted.
+pub fn describe(lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    VARIABLES
+        .iter()
+        .map(|variable| {
+            let value = lookup(variable.name).filter(|v| !v.trim().is_empty());
+            let shown = match value {
+                Some(value) if SECRET_VARIABLES.contains(&variable.name) => {
+                    let count = value.split(',').filter(|k| !k.trim().is_empty()).count();
+                    if variable.name == "PROXY_API_KEY" {
+                        format!("<{count} key(s), redacted>")
+                    } else {
+                        "<set, redacted>".to_string()
+                    }
+                }
+                Some(value) => value,
+                None if variable.default.is_empty() => "<unset>".to_string(),
+                None => format!("{} (default)", variable.default),
+            };
+            format!("{}={shown}", variable.name)
+        })
+        .collect()
 }
 
 /// Text for `--help`: every variable with its default.
@@ -606,6 +672,26 @@ mod tests {
                 .proxy_api_keys,
             ["a", "b"]
         );
+    }
+
+    #[test]
+    fn the_start_up_description_redacts_secrets() {
+        let values: HashMap<&str, &str> = [
+            ("PROXY_API_KEY", "key-one,key-two"),
+            ("OPENAI_REFRESH_TOKEN", "rt-secret"),
+            ("PORT", "8080"),
+        ]
+        .into_iter()
+        .collect();
+        let lines = describe(|name| values.get(name).map(|v| v.to_string()));
+        let text = lines.join("\n");
+        assert!(text.contains("PROXY_API_KEY=<2 key(s), redacted>"));
+        assert!(text.contains("OPENAI_REFRESH_TOKEN=<set, redacted>"));
+        assert!(text.contains("OPENAI_ACCESS_TOKEN=<unset>"));
+        assert!(text.contains("PORT=8080"));
+        assert!(text.contains("HOST=0.0.0.0 (default)"));
+        assert!(!text.contains("key-one") && !text.contains("rt-secret"));
+        assert_eq!(lines.len(), VARIABLES.len());
     }
 
     #[test]

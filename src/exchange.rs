@@ -5,12 +5,15 @@
 //! the status line, headers and chunk framing are written here, straight to the socket.
 
 use std::io::{self, Cursor, Write};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tiny_http::{Header, Method, Request, Response};
 
 use crate::error::ProxyError;
+use crate::metrics::Metrics;
 
 /// A request being served.
 pub struct Exchange {
@@ -27,13 +30,32 @@ pub struct Exchange {
     pub status: Option<u16>,
     /// Set by handlers for the request log: the model asked for.
     pub model: Option<String>,
-    /// Set by handlers for the request log: whether the answer streamed.
+    /// Whether the answer streamed.
     pub streamed: bool,
+    /// Time to the first byte of the answer.
+    pub first_byte: Option<Duration>,
+    /// Body bytes sent.
+    pub bytes_sent: u64,
+    /// Set by handlers for the request log: the upstream's status.
+    pub upstream_status: Option<u16>,
+    /// Set by handlers for the request log: parameters dropped on the way.
+    pub dropped: Vec<String>,
+    /// Set by handlers: the client went away mid-stream (the upstream call was cancelled).
+    pub client_disconnected: bool,
+    /// The error code sent (as an answer or in-band in a stream), for the request log.
+    pub error_code: Option<String>,
+    metrics: Arc<Metrics>,
 }
 
 impl Exchange {
     /// Wraps a request whose body has been read.
-    pub fn new(request: Request, body: Vec<u8>, request_id: String, started: Instant) -> Self {
+    pub fn new(
+        request: Request,
+        body: Vec<u8>,
+        request_id: String,
+        started: Instant,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let url = request.url();
         let path = url
             .split_once('?')
@@ -49,6 +71,13 @@ impl Exchange {
             status: None,
             model: None,
             streamed: false,
+            first_byte: None,
+            bytes_sent: 0,
+            upstream_status: None,
+            dropped: Vec::new(),
+            client_disconnected: false,
+            error_code: None,
+            metrics,
         }
     }
 
@@ -79,12 +108,36 @@ impl Exchange {
 
     /// Answers with a JSON body.
     pub fn respond_json(&mut self, status: u16, body: &Value, headers: &[(String, String)]) {
+        self.respond_bytes(
+            status,
+            body.to_string().into_bytes(),
+            "application/json",
+            headers,
+        );
+    }
+
+    /// Answers with a text body of the given content type.
+    pub fn respond_text(&mut self, status: u16, text: String, content_type: &str) {
+        self.respond_bytes(status, text.into_bytes(), content_type, &[]);
+    }
+
+    fn respond_bytes(
+        &mut self,
+        status: u16,
+        bytes: Vec<u8>,
+        content_type: &str,
+        headers: &[(String, String)],
+    ) {
         let Some(request) = self.request.take() else {
             return;
         };
         self.status = Some(status);
-        let bytes = body.to_string().into_bytes();
         let length = bytes.len();
+        self.first_byte = Some(self.started.elapsed());
+        self.bytes_sent = length as u64;
+        self.metrics
+            .bytes_relayed
+            .fetch_add(length as u64, Ordering::Relaxed);
         let mut response = Response::new(
             status.into(),
             Vec::new(),
@@ -93,7 +146,7 @@ impl Exchange {
             None,
         );
         let fixed = [
-            ("Content-Type", "application/json"),
+            ("Content-Type", content_type),
             ("x-request-id", self.request_id.as_str()),
         ];
         let extra = headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
@@ -110,6 +163,7 @@ impl Exchange {
 
     /// Answers with an OpenAI-shaped error.
     pub fn respond_error(&mut self, error: &ProxyError, headers: &[(String, String)]) {
+        self.error_code = error.code();
         let mut all: Vec<(String, String)> = error
             .headers()
             .into_iter()
@@ -145,10 +199,13 @@ impl Exchange {
         let mut writer = request.into_writer();
         writer.write_all(head.as_bytes())?;
         writer.flush()?;
+        self.first_byte = Some(self.started.elapsed());
+        self.metrics.open_streams.fetch_add(1, Ordering::Relaxed);
         Ok(EventStream {
             writer,
             chunked,
             bytes: 0,
+            metrics: self.metrics.clone(),
         })
     }
 }
@@ -158,6 +215,13 @@ pub struct EventStream {
     writer: Box<dyn Write + Send>,
     chunked: bool,
     bytes: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.metrics.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl EventStream {
@@ -176,7 +240,15 @@ impl EventStream {
             self.writer.write_all(frame)?;
         }
         self.bytes += frame.len() as u64;
+        self.metrics
+            .bytes_relayed
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
         self.writer.flush()
+    }
+
+    /// Body bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Ends the stream cleanly.

@@ -26,6 +26,8 @@
 //! - [`oauth`]: the token endpoint's refresh grant and its failure classes.
 //! - [`token_cache`]: single-flight, mutex-guarded access-token cache.
 //! - [`rfc3339`]: `last_refresh` timestamps without a date crate.
+//! - [`quota`]: the `x-codex-*` rate-limit snapshot and the `/v1/usage` view.
+//! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
 //! - [`url_encoding`]: percent-encoding for OAuth queries and forms.
 //!
 //! I/O at the edges:
@@ -40,6 +42,7 @@
 //! - [`chat_handler`]: `/v1/chat/completions`, streamed chunks or one `chat.completion`.
 //! - [`upstream`]: the ureq agent, Codex headers, retries, 401 refresh-and-retry.
 //! - [`signals`]: SIGTERM/SIGINT as a flag (the crate's only `unsafe`).
+//! - [`logging`]: the stderr log backend (plain or JSON lines) and the access log line.
 //! - [`credentials_file`]: the `auth.json`-layout file, its lock and state sidecars, atomic
 //!   private writes.
 //! - [`credentials`]: seeding from the environment; the refresher that rotates under the
@@ -64,10 +67,13 @@ pub mod exchange;
 pub mod intake;
 pub mod json_body;
 pub mod jwt;
+pub mod logging;
 pub mod login;
 pub mod login_browser;
+pub mod metrics;
 pub mod oauth;
 pub mod param_policy;
+pub mod quota;
 pub mod responses_handler;
 pub mod responses_relay;
 pub mod responses_request;
@@ -126,11 +132,13 @@ pub fn build_proxy(config: Config) -> std::io::Result<Proxy> {
         Box::new(refresher),
         loaded.dead,
     ));
-    let upstream = UpstreamClient::new(&config, agent, tokens.clone());
+    let metrics = Arc::new(metrics::Metrics::new(&config.models));
+    let upstream = UpstreamClient::new(&config, agent, tokens.clone(), metrics.clone());
     Ok(Proxy {
         config,
         upstream,
         tokens,
+        metrics,
     })
 }
 
@@ -157,5 +165,6 @@ pub fn serve(proxy: Arc<Proxy>) -> std::io::Result<RunningServer> {
     let limits = ServerLimits::from_config(&proxy.config);
     let host = proxy.config.host.clone();
     let port = proxy.config.port;
-    server::start(&host, port, limits, proxy)
+    let metrics = proxy.metrics.clone();
+    server::start(&host, port, limits, proxy, metrics)
 }

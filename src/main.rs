@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     match words.as_slice() {
         [] => run(),
         ["--login"] => login(false),
+        ["--healthcheck"] => healthcheck(),
         ["--login", "--browser"] | ["--browser", "--login"] => login(true),
         ["--help" | "-h"] => {
             print_out(&help_text());
@@ -62,6 +63,73 @@ fn login(browser: bool) -> ExitCode {
     }
 }
 
+/// `--healthcheck`: `GET /healthz` on this configuration's `PORT` with a 2 s timeout; exit 0 on
+/// 200 `{"ok":true}`, else 1. For container `HEALTHCHECK`s, which have no shell or curl.
+fn healthcheck() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok((config, _)) => config,
+        Err(error) => {
+            eprintln!("codex-sub-proxy --healthcheck: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    // A wildcard listen address is reached on loopback; a specific one only on itself.
+    let host = match config.host.as_str() {
+        "0.0.0.0" => "127.0.0.1".to_owned(),
+        "::" | "[::]" => "[::1]".to_owned(),
+        ip6 if ip6.contains(':') && !ip6.starts_with('[') => format!("[{ip6}]"),
+        host => host.to_owned(),
+    };
+    let url = format!("http://{host}:{}/healthz", config.port);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        // HTTP(S)_PROXY in the container's environment must not route this probe elsewhere.
+        .proxy(None)
+        .build()
+        .into();
+    let healthy = match agent.get(&url).call() {
+        Ok(mut response) => {
+            response.status() == 200
+                && response
+                    .body_mut()
+                    .read_json::<serde_json::Value>()
+                    .is_ok_and(|body| body["ok"] == true)
+        }
+        Err(error) => {
+            eprintln!("codex-sub-proxy --healthcheck: {url}: {error}");
+            false
+        }
+    };
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("codex-sub-proxy --healthcheck: {url} is not healthy");
+        ExitCode::from(1)
+    }
+}
+
+/// Why the credentials file could not be written, when it could not: rotated tokens would
+/// then live in memory only.
+fn credentials_file_problem(path: &std::path::Path) -> Option<String> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    // Writes replace the file by renaming a temporary file in its directory, so the
+    // directory's write permission is what matters.
+    let readonly = std::fs::metadata(&directory).is_ok_and(|m| m.permissions().readonly());
+    if readonly {
+        Some(format!(
+            "the credentials file {} is not writable: rotated tokens would be lost at restart",
+            path.display()
+        ))
+    } else {
+        None
+    }
+}
+
 fn run() -> ExitCode {
     let (config, skipped) = match Config::from_env() {
         Ok(loaded) => loaded,
@@ -70,17 +138,10 @@ fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
-        .with_module_level("ureq", log::LevelFilter::Warn)
-        .with_module_level("ureq_proto", log::LevelFilter::Warn)
-        .with_module_level("rustls", log::LevelFilter::Warn)
-        .with_module_level("tiny_http", log::LevelFilter::Warn)
-        .init()
-        .is_err()
-    {
+    if codex_sub_proxy::logging::init(config.log_level, config.log_format).is_err() {
         eprintln!("codex-sub-proxy: could not start logging");
     }
+    log::info!("configuration: {}", Config::describe_env().join(" "));
     for line in skipped {
         log::warn!(".env line {line} is not KEY=value; ignored");
     }
@@ -95,10 +156,13 @@ fn run() -> ExitCode {
             config.port
         );
     }
-    if config.access_token.is_none() && config.refresh_token.is_none() {
+    if !config.is_loopback_bind() && config.metrics_public {
         log::warn!(
-            "no upstream credentials (OPENAI_ACCESS_TOKEN / OPENAI_REFRESH_TOKEN): model requests will fail with 503"
+            "METRICS_PUBLIC=1 on a non-loopback address: anyone who can reach the port can read the metrics"
         );
+    }
+    if let Some(problem) = credentials_file_problem(&config.credentials_file) {
+        log::warn!("{problem}");
     }
     signals::install();
     let grace = config.shutdown_grace;

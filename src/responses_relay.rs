@@ -47,6 +47,11 @@ impl ResponsesTranscript {
     /// Records one upstream event and returns the client frame to relay for it, or `None`
     /// for frames that are not JSON objects (skipped, as the Codex CLI skips them).
     pub fn relay(&mut self, event: &SseEvent) -> Option<Vec<u8>> {
+        if is_delta(event) {
+            return self
+                .observe_delta(event)
+                .then(|| encode_frame(event.event.as_deref(), &event.data));
+        }
         let mut value: Value = match serde_json::from_str(&event.data) {
             Ok(value @ Value::Object(_)) => value,
             _ => {
@@ -69,11 +74,34 @@ impl ResponsesTranscript {
 
     /// Records one upstream event without producing a frame (non-streaming callers).
     pub fn record(&mut self, event: &SseEvent) {
+        if is_delta(event) {
+            self.observe_delta(event);
+            return;
+        }
         match serde_json::from_str(&event.data) {
             Ok(mut value @ Value::Object(_)) => {
                 self.observe(&mut value);
             }
             _ => self.skipped_frames += 1,
+        }
+    }
+
+    /// The cheap path for the many `*.delta` events, which change nothing the transcript keeps
+    /// but the sequence number: the JSON is checked and the number read without building a
+    /// tree (most of a relay's CPU went into parsing deltas). Returns false for a frame that is
+    /// not a JSON object (skipped).
+    fn observe_delta(&mut self, event: &SseEvent) -> bool {
+        match serde_json::from_str::<DeltaHead>(&event.data) {
+            Ok(head) => {
+                if let Some(sequence) = head.sequence_number {
+                    self.last_sequence = Some(sequence);
+                }
+                true
+            }
+            Err(_) => {
+                self.skipped_frames += 1;
+                false
+            }
         }
     }
 
@@ -188,6 +216,20 @@ impl ResponsesTranscript {
             None => Err(eof_before_completion()),
         }
     }
+}
+
+/// What the delta path reads of an event; every other field is checked as JSON and skipped.
+#[derive(serde::Deserialize)]
+struct DeltaHead {
+    sequence_number: Option<u64>,
+}
+
+/// Whether the event is a `*.delta` by its SSE `event:` name (the backend names every frame).
+fn is_delta(event: &SseEvent) -> bool {
+    event
+        .event
+        .as_deref()
+        .is_some_and(|name| name.ends_with(".delta"))
 }
 
 /// The error for a stream that ended without a terminal event (contract §5.4).
@@ -327,6 +369,26 @@ mod tests {
         assert!(parsed[0].get("param").is_some());
         let error = transcript.into_response().expect_err("no completion");
         assert_eq!(error.status(), 502);
+    }
+
+    #[test]
+    fn deltas_take_the_cheap_path_but_still_count_and_validate() {
+        let mut transcript = ResponsesTranscript::new();
+        let delta =
+            json!({"type": "response.output_text.delta", "sequence_number": 7, "delta": "x"});
+        let frame = transcript.relay(&event(delta.clone())).expect("frame");
+        assert_eq!(parse_frames(&frame), vec![delta]);
+        let broken = SseEvent {
+            event: Some("response.output_text.delta".into()),
+            data: "{\"delta\":".into(),
+        };
+        assert!(transcript.relay(&broken).is_none());
+        assert_eq!(transcript.skipped_frames(), 1);
+        let parsed = parse_frames(&transcript.error_frame(&eof_before_completion()));
+        assert_eq!(
+            parsed[0]["sequence_number"], 8,
+            "numbered after the last delta"
+        );
     }
 
     #[test]

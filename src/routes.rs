@@ -25,6 +25,8 @@ pub struct Proxy {
     pub upstream: UpstreamClient,
     /// The token cache (shared with the upstream client).
     pub tokens: Arc<TokenCache>,
+    /// Metrics (shared with the server and the upstream client).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The routes the proxy knows.
@@ -32,6 +34,8 @@ pub struct Proxy {
 enum Route {
     Health,
     Ready,
+    Metrics,
+    Usage,
     Models,
     Model(String),
     Responses,
@@ -44,6 +48,8 @@ fn resolve(path: &str) -> Route {
     match path {
         "/healthz" => Route::Health,
         "/readyz" => Route::Ready,
+        "/metrics" => Route::Metrics,
+        "/v1/usage" => Route::Usage,
         "/v1/models" => Route::Models,
         "/v1/responses" => Route::Responses,
         "/v1/chat/completions" => Route::ChatCompletions,
@@ -61,6 +67,8 @@ pub fn route_name(path: &str) -> &'static str {
     match resolve(path) {
         Route::Health => "/healthz",
         Route::Ready => "/readyz",
+        Route::Metrics => "/metrics",
+        Route::Usage => "/v1/usage",
         Route::Models => "/v1/models",
         Route::Model(_) => "/v1/models/{id}",
         Route::Responses => "/v1/responses",
@@ -81,7 +89,8 @@ impl Handler for Proxy {
 impl Proxy {
     fn route(&self, exchange: &mut Exchange) -> Result<(), ProxyError> {
         let path = exchange.path().to_string();
-        if !is_public_path(&path)
+        let public = is_public_path(&path) || (path == "/metrics" && self.config.metrics_public);
+        if !public
             && !is_authorized(
                 &self.config.proxy_api_keys,
                 exchange.header("Authorization"),
@@ -96,6 +105,17 @@ impl Proxy {
             Route::Ready if read => {
                 let (status, body) = self.readiness();
                 exchange.respond_json(status, &body, &[]);
+            }
+            Route::Metrics if read => {
+                let text = self.metrics.render(&self.tokens.readiness());
+                exchange.respond_text(200, text, "text/plain; version=0.0.4; charset=utf-8");
+            }
+            Route::Usage if read => {
+                let body = crate::quota::usage_body(
+                    self.metrics.quota().as_ref(),
+                    crate::token_cache::now(),
+                );
+                exchange.respond_json(200, &body, &[]);
             }
             Route::Models if read => exchange.respond_json(200, &self.model_list(), &[]),
             Route::Model(id) if read => {
@@ -125,7 +145,12 @@ impl Proxy {
                     code: Some("unknown_url".into()),
                 });
             }
-            Route::Health | Route::Ready | Route::Models | Route::Model(_) => {
+            Route::Health
+            | Route::Ready
+            | Route::Metrics
+            | Route::Usage
+            | Route::Models
+            | Route::Model(_) => {
                 return Err(ProxyError::MethodNotAllowed {
                     allowed: "GET, HEAD",
                 });

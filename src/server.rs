@@ -29,6 +29,8 @@ use crate::config::Config;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::intake;
+use crate::logging::{Field, access};
+use crate::metrics::{Metrics, RequestObservation};
 
 /// Serves one exchange. Implemented by the router; tests wrap it.
 pub trait Handler: Send + Sync + 'static {
@@ -119,6 +121,7 @@ pub fn start(
     port: u16,
     limits: ServerLimits,
     handler: Arc<dyn Handler>,
+    metrics: Arc<Metrics>,
 ) -> io::Result<RunningServer> {
     let listener = bind_with_timeouts(host, port, limits.client_timeout)?;
     let addr = listener.local_addr()?;
@@ -129,9 +132,10 @@ pub fn start(
     for index in 0..limits.workers {
         let receiver = receiver.clone();
         let handler = handler.clone();
+        let metrics = metrics.clone();
         let worker = std::thread::Builder::new()
             .name(format!("worker-{index}"))
-            .spawn(move || work(&receiver, handler.as_ref()))?;
+            .spawn(move || work(&receiver, handler.as_ref(), &metrics))?;
         workers.push(worker);
     }
     let stopping = Arc::new(AtomicBool::new(false));
@@ -139,7 +143,7 @@ pub fn start(
         let stopping = stopping.clone();
         std::thread::Builder::new()
             .name("dispatcher".into())
-            .spawn(move || dispatch(server, &sender, &limits, &stopping))?
+            .spawn(move || dispatch(server, &sender, &limits, &stopping, &metrics))?
     };
     Ok(RunningServer {
         addr,
@@ -150,8 +154,8 @@ pub fn start(
     })
 }
 
-/// A listener whose accepted sockets inherit read and write timeouts (Linux copies socket
-/// options from the listening socket to accepted ones).
+/// A listener whose accepted sockets inherit read and write timeouts and `TCP_NODELAY` (Linux
+/// copies socket options from the listening socket to accepted ones).
 fn bind_with_timeouts(host: &str, port: u16, timeout: Duration) -> io::Result<TcpListener> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let listener = TcpListener::bind((host, port))?;
@@ -160,6 +164,9 @@ fn bind_with_timeouts(host: &str, port: u16, timeout: Duration) -> io::Result<Tc
     let as_stream = TcpStream::from(OwnedFd::from(listener));
     as_stream.set_read_timeout(Some(timeout))?;
     as_stream.set_write_timeout(Some(timeout))?;
+    // Every event is its own small write; with Nagle's algorithm each one after the first would
+    // wait for the client's delayed ACK (up to 40 ms). Inherited like the timeouts.
+    as_stream.set_nodelay(true)?;
     Ok(TcpListener::from(OwnedFd::from(as_stream)))
 }
 
@@ -168,6 +175,7 @@ fn dispatch(
     queue: &Sender<Job>,
     limits: &ServerLimits,
     stopping: &AtomicBool,
+    metrics: &Arc<Metrics>,
 ) {
     while !stopping.load(Ordering::SeqCst) {
         let mut request = match server.recv_timeout(Duration::from_millis(100)) {
@@ -185,66 +193,76 @@ fn dispatch(
         {
             let queue = queue.clone();
             let limits = limits.clone();
+            let metrics = metrics.clone();
+            let read_then_enqueue = move || match intake::read_body(
+                &mut request,
+                limits.max_body_bytes,
+                limits.client_timeout,
+            ) {
+                Ok(body) => {
+                    let job = Job {
+                        request,
+                        body,
+                        request_id,
+                        started,
+                    };
+                    enqueue(&queue, job, &metrics);
+                }
+                Err(error) => refuse(request, &error, request_id, started, &metrics),
+            };
             let spawned = std::thread::Builder::new()
                 .name("intake".into())
-                .spawn(move || {
-                    match intake::read_body(
-                        &mut request,
-                        limits.max_body_bytes,
-                        limits.client_timeout,
-                    ) {
-                        Ok(body) => enqueue(
-                            &queue,
-                            Job {
-                                request,
-                                body,
-                                request_id,
-                                started,
-                            },
-                        ),
-                        Err(error) => refuse(request, &error, &request_id),
-                    }
-                });
+                .spawn(read_then_enqueue);
             if let Err(error) = spawned {
                 log::error!("could not start an intake thread: {}", error.kind());
             }
             continue;
         }
         // Already buffered by tiny_http: reading cannot block.
-        let body =
-            match intake::read_body(&mut request, limits.max_body_bytes, limits.client_timeout) {
-                Ok(body) => body,
-                Err(error) => {
-                    refuse(request, &error, &request_id);
-                    continue;
-                }
-            };
-        enqueue(
-            queue,
-            Job {
-                request,
-                body,
-                request_id,
-                started,
-            },
-        );
+        match intake::read_body(&mut request, limits.max_body_bytes, limits.client_timeout) {
+            Ok(body) => enqueue(
+                queue,
+                Job {
+                    request,
+                    body,
+                    request_id,
+                    started,
+                },
+                metrics,
+            ),
+            Err(error) => refuse(request, &error, request_id, started, metrics),
+        }
     }
     log::info!("stopped accepting connections");
 }
 
 /// Puts a job on the queue, or answers 503 at once when the queue is full.
-fn enqueue(queue: &Sender<Job>, job: Job) {
+fn enqueue(queue: &Sender<Job>, job: Job, metrics: &Arc<Metrics>) {
+    // Counted before the send so a worker that takes the job at once never sees it negative.
+    metrics.queued.fetch_add(1, Ordering::Relaxed);
     match queue.try_send(job) {
         Ok(()) => {}
         Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+            metrics.queued.fetch_sub(1, Ordering::Relaxed);
+            metrics.overloaded.fetch_add(1, Ordering::Relaxed);
             // Answered off the dispatcher: a pipelining client can make a write wait for
             // its previous response.
             let Job {
                 request,
                 request_id,
+                started,
                 ..
             } = job;
-            let answer = move || refuse(request, &ProxyError::Overloaded, &request_id);
+            let metrics = metrics.clone();
+            let answer = move || {
+                refuse(
+                    request,
+                    &ProxyError::Overloaded,
+                    request_id,
+                    started,
+                    &metrics,
+                )
+            };
             if std::thread::Builder::new()
                 .name("refuse".into())
                 .spawn(answer)
@@ -257,15 +275,14 @@ fn enqueue(queue: &Sender<Job>, job: Job) {
 }
 
 /// Answers an error before the request reached a worker.
-fn refuse(request: Request, error: &ProxyError, request_id: &str) {
-    log::info!(
-        "{request_id} {} {} {} {}",
-        request.method(),
-        crate::routes::route_name(request.url().split('?').next().unwrap_or("")),
-        error.status(),
-        error.code().unwrap_or_default()
-    );
-    let mut exchange = Exchange::new(request, Vec::new(), request_id.to_string(), Instant::now());
+fn refuse(
+    request: Request,
+    error: &ProxyError,
+    request_id: String,
+    started: Instant,
+    metrics: &Arc<Metrics>,
+) {
+    let mut exchange = Exchange::new(request, Vec::new(), request_id, started, metrics.clone());
     let close = [("Connection".to_string(), "close".to_string())];
     let extra: &[(String, String)] = if matches!(
         error,
@@ -276,11 +293,20 @@ fn refuse(request: Request, error: &ProxyError, request_id: &str) {
         &[]
     };
     exchange.respond_error(error, extra);
+    record(&exchange, metrics);
 }
 
-fn work(queue: &Receiver<Job>, handler: &dyn Handler) {
+fn work(queue: &Receiver<Job>, handler: &dyn Handler, metrics: &Arc<Metrics>) {
     while let Ok(job) = queue.recv() {
-        let mut exchange = Exchange::new(job.request, job.body, job.request_id, job.started);
+        metrics.queued.fetch_sub(1, Ordering::Relaxed);
+        metrics.busy_workers.fetch_add(1, Ordering::Relaxed);
+        let mut exchange = Exchange::new(
+            job.request,
+            job.body,
+            job.request_id,
+            job.started,
+            metrics.clone(),
+        );
         let outcome = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut exchange)));
         if outcome.is_err() {
             log::error!("{} handler panicked; answering 500", exchange.request_id);
@@ -288,22 +314,61 @@ fn work(queue: &Receiver<Job>, handler: &dyn Handler) {
         if !exchange.is_answered() {
             exchange.respond_error(&ProxyError::Internal, &[]);
         }
-        log_exchange(&exchange);
+        metrics.busy_workers.fetch_sub(1, Ordering::Relaxed);
+        record(&exchange, metrics);
     }
 }
 
-/// One line per request. Never a key, a token, a prompt or a completion: only metadata.
-fn log_exchange(exchange: &Exchange) {
-    log::info!(
-        "{} {} {} {} {}ms model={} stream={}",
-        exchange.request_id,
-        exchange.method(),
-        crate::routes::route_name(exchange.path()),
-        exchange.status.unwrap_or(0),
-        exchange.started.elapsed().as_millis(),
-        exchange.model.as_deref().unwrap_or("-"),
-        exchange.streamed,
-    );
+/// The request's metrics and its access log line: metadata only, never a key, a token, a
+/// prompt or a completion.
+fn record(exchange: &Exchange, metrics: &Metrics) {
+    let route = crate::routes::route_name(exchange.path());
+    let duration = exchange.started.elapsed();
+    metrics.observe_request(&RequestObservation {
+        route,
+        status: exchange.status.unwrap_or(0),
+        streamed: exchange.streamed,
+        model: exchange.model.as_deref(),
+        duration,
+        first_byte: exchange.first_byte,
+        client_disconnected: exchange.client_disconnected,
+    });
+    let text = |value: Option<&str>| value.map_or(Field::None, |v| Field::Text(v.to_string()));
+    let millis = |value: Option<Duration>| {
+        value.map_or(Field::None, |v| Field::Number(v.as_millis() as u64))
+    };
+    access(&[
+        ("id", Field::Text(exchange.request_id.clone())),
+        ("method", Field::Text(exchange.method().to_string())),
+        ("route", Field::Text(route.to_string())),
+        ("model", text(exchange.model.as_deref())),
+        ("stream", Field::Flag(exchange.streamed)),
+        (
+            "status",
+            exchange
+                .status
+                .map_or(Field::None, |s| Field::Number(u64::from(s))),
+        ),
+        (
+            "upstream_status",
+            exchange
+                .upstream_status
+                .map_or(Field::None, |s| Field::Number(u64::from(s))),
+        ),
+        ("duration_ms", millis(Some(duration))),
+        ("ttfb_ms", millis(exchange.first_byte)),
+        ("bytes", Field::Number(exchange.bytes_sent)),
+        ("error", text(exchange.error_code.as_deref())),
+        ("client_gone", Field::Flag(exchange.client_disconnected)),
+        (
+            "dropped",
+            if exchange.dropped.is_empty() {
+                Field::None
+            } else {
+                Field::Text(exchange.dropped.join(","))
+            },
+        ),
+    ]);
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -59,8 +59,10 @@ pub fn open_upstream(
     request: &UpstreamRequest,
 ) -> Option<(UpstreamStream, Vec<(String, String)>)> {
     let session_id = session_id(&request.body);
+    exchange.dropped = request.dropped.clone();
     match proxy.upstream.open_stream(&request.body, &session_id) {
         Ok(upstream) => {
+            exchange.upstream_status = Some(upstream.status);
             let mut headers = upstream.passthrough_headers.clone();
             if !request.dropped.is_empty() {
                 headers.push((DROPPED_HEADER.to_string(), request.dropped.join(", ")));
@@ -68,6 +70,7 @@ pub fn open_upstream(
             Some((upstream, headers))
         }
         Err(refusal) => {
+            exchange.upstream_status = refusal.status;
             exchange.respond_error(&refusal.error, &refusal.passthrough_headers);
             None
         }
@@ -93,14 +96,16 @@ pub fn relay(
                 None => continue,
             },
             Ok(None) if translator.is_finished() => break,
-            Ok(None) => (translator.error_frame(&eof_before_completion()), true),
-            Err(error) => (translator.error_frame(&stream_error(&error)), true),
+            Ok(None) => in_band_error(exchange, translator, &eof_before_completion()),
+            Err(error) => in_band_error(exchange, translator, &stream_error(&error)),
         };
         if stream.send(&frame).is_err() {
             log::info!(
                 "{} client went away mid-stream; closing upstream",
                 exchange.request_id
             );
+            exchange.client_disconnected = true;
+            exchange.bytes_sent = stream.bytes();
             return;
         }
         if last {
@@ -108,10 +113,22 @@ pub fn relay(
         }
     }
     let closing = translator.closing_frames();
-    if stream.send(&closing).is_err() || stream.finish().is_err() {
+    let sent = stream.send(&closing);
+    exchange.bytes_sent = stream.bytes();
+    if sent.is_err() || stream.finish().is_err() {
         log::debug!("{} client went away at end of stream", exchange.request_id);
     }
     drain(upstream);
+}
+
+/// The in-band error frame for a failure the proxy detected, noted for the request log.
+fn in_band_error(
+    exchange: &mut Exchange,
+    translator: &mut impl StreamTranslator,
+    error: &ProxyError,
+) -> (Vec<u8>, bool) {
+    exchange.error_code = error.code();
+    (translator.error_frame(error), true)
 }
 
 /// Reads the stream to its end and builds the final Response object (its `output` rebuilt

@@ -71,7 +71,7 @@ pub trait TokenRefresher: Send + Sync {
 }
 
 /// What a readiness check may show: no secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Readiness {
     /// Usable upstream credentials are held.
     pub usable: bool,
@@ -85,6 +85,12 @@ pub struct Readiness {
     pub last_refresh_error: Option<String>,
     /// Refreshes attempted since start.
     pub refreshes: u64,
+    /// Refreshes that succeeded (including adopting another process's rotation).
+    pub refresh_ok: u64,
+    /// Refreshes that failed for a reason that may pass.
+    pub refresh_transient: u64,
+    /// Refreshes refused for good.
+    pub refresh_permanent: u64,
 }
 
 #[derive(Debug)]
@@ -96,6 +102,8 @@ struct State {
     /// Outcome of the last refresh, for readiness reports.
     last_refresh_error: Option<String>,
     refresh_count: u64,
+    /// Outcomes: ok, transient, permanent.
+    outcomes: [u64; 3],
 }
 
 /// The shared token cache.
@@ -125,6 +133,7 @@ impl TokenCache {
                 dead_refresh_token: dead,
                 last_refresh_error: None,
                 refresh_count: 0,
+                outcomes: [0; 3],
             }),
             refreshed: Condvar::new(),
             refresher,
@@ -180,6 +189,9 @@ impl TokenCache {
             plan_type,
             last_refresh_error: state.last_refresh_error.clone(),
             refreshes: state.refresh_count,
+            refresh_ok: state.outcomes[0],
+            refresh_transient: state.outcomes[1],
+            refresh_permanent: state.outcomes[2],
         }
     }
 
@@ -251,17 +263,20 @@ impl TokenCache {
         state.refresh_count += 1;
         let result = match outcome {
             Ok(tokens) => {
+                state.outcomes[0] += 1;
                 state.tokens = tokens;
                 state.last_refresh_error = None;
                 credentials(&state.tokens)
             }
             Err(failure @ RefreshFailure::Permanent { .. }) => {
+                state.outcomes[2] += 1;
                 let message = crate::credentials::dead_message(&failure);
                 state.dead_refresh_token = Some((refresh_token, message.clone()));
                 state.last_refresh_error = Some(failure.describe());
                 Err(ProxyError::CredentialsUnavailable { message })
             }
             Err(RefreshFailure::Transient { cause }) => {
+                state.outcomes[1] += 1;
                 state.last_refresh_error = Some(cause.clone());
                 if proactive && !is_expired(&state.tokens, now()) {
                     // The CLI keeps using the old token when a proactive refresh fails.

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::metrics::Metrics;
 use crate::oauth::transport_kind;
 use crate::sse::SseReader;
 use crate::token_cache::TokenCache;
@@ -23,6 +24,8 @@ const MAX_ERROR_BODY: u64 = 64 << 10;
 
 /// A live upstream event stream.
 pub struct UpstreamStream {
+    /// The upstream's HTTP status (2xx).
+    pub status: u16,
     /// `x-codex-*` headers of the upstream response, to pass on to the caller.
     pub passthrough_headers: Vec<(String, String)>,
     /// The events.
@@ -34,6 +37,8 @@ pub struct UpstreamStream {
 pub struct Refusal {
     /// The error to answer with.
     pub error: ProxyError,
+    /// The upstream's HTTP status, when it answered.
+    pub status: Option<u16>,
     /// `x-codex-*` headers, when the upstream answered at all.
     pub passthrough_headers: Vec<(String, String)>,
 }
@@ -42,6 +47,7 @@ impl From<ProxyError> for Refusal {
     fn from(error: ProxyError) -> Self {
         Refusal {
             error,
+            status: None,
             passthrough_headers: Vec::new(),
         }
     }
@@ -56,11 +62,17 @@ pub struct UpstreamClient {
     client_version: String,
     max_retries: u32,
     tokens: Arc<TokenCache>,
+    metrics: Arc<Metrics>,
 }
 
 impl UpstreamClient {
     /// A client configured from `config`, taking credentials from `tokens`.
-    pub fn new(config: &Config, agent: ureq::Agent, tokens: Arc<TokenCache>) -> Self {
+    pub fn new(
+        config: &Config,
+        agent: ureq::Agent,
+        tokens: Arc<TokenCache>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         UpstreamClient {
             agent,
             responses_url: config.responses_url(),
@@ -69,6 +81,7 @@ impl UpstreamClient {
             client_version: config.client_version.clone(),
             max_retries: config.upstream_max_retries,
             tokens,
+            metrics,
         }
     }
 
@@ -102,9 +115,16 @@ impl UpstreamClient {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let passthrough_headers = passthrough(response.headers());
+                    self.metrics.observe_upstream(Some(status));
+                    if let Some(snapshot) =
+                        crate::quota::parse(&passthrough_headers, crate::token_cache::now())
+                    {
+                        self.metrics.set_quota(snapshot);
+                    }
                     if (200..300).contains(&status) {
                         let reader = response.into_body().into_reader();
                         return Ok(UpstreamStream {
+                            status,
                             passthrough_headers,
                             events: SseReader::new(BufReader::new(reader), MAX_EVENT_BYTES),
                         });
@@ -123,11 +143,13 @@ impl UpstreamClient {
                     } else {
                         return Err(Refusal {
                             error: failure_error,
+                            status: Some(status),
                             passthrough_headers,
                         });
                     }
                 }
                 Err(error) => {
+                    self.metrics.observe_upstream(None);
                     let kind = transport_kind(&error);
                     if attempt < self.max_retries && !matches!(error, ureq::Error::BadUri(_)) {
                         log::warn!("upstream transport failure ({kind}); retrying");
@@ -138,6 +160,9 @@ impl UpstreamClient {
                 }
             };
             if retry {
+                self.metrics
+                    .upstream_retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 std::thread::sleep(backoff(attempt));
                 attempt += 1;
             }
@@ -242,6 +267,10 @@ pub fn build_agent(config: &Config) -> ureq::Agent {
         .max_idle_connections(config.workers.max(4) * 2)
         .max_idle_connections_per_host(config.workers.max(4))
         .max_redirects(0)
+        // ureq's default 128 KiB buffers per connection cost ~340 KiB per open stream; SSE
+        // lines are read through a BufReader anyway, and 32 KiB holds any response head.
+        .input_buffer_size(32 * 1024)
+        .output_buffer_size(16 * 1024)
         .user_agent(user_agent(config))
         .build()
         .into()

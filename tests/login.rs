@@ -2,7 +2,11 @@
 //! (pending, slow_down, expiry, denial, disabled, success) and the browser PKCE flow (state
 //! check, missing entitlement, success).
 
-#![expect(clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
 
 #[path = "support/fake_oauth.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]

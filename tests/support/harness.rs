@@ -77,7 +77,8 @@ impl TestProxy {
     /// Starts with a custom handler (to inject panics), keeping `proxy` for inspection.
     pub fn start_with(proxy: Arc<Proxy>, handler: Arc<dyn Handler>) -> TestProxy {
         let limits = ServerLimits::from_config(&proxy.config);
-        let server = server::start("127.0.0.1", 0, limits, handler).expect("proxy starts");
+        let metrics = proxy.metrics.clone();
+        let server = server::start("127.0.0.1", 0, limits, handler, metrics).expect("proxy starts");
         let base = format!("http://{}", server.local_addr());
         TestProxy {
             server: Some(server),

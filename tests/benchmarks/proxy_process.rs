@@ -1,0 +1,178 @@
+//! The proxy under test: the real release binary started as a child process, on 127.0.0.1,
+//! pointed at the fast fake, with a clean environment and a scratch working directory (so
+//! no `.env` or credentials file of the checkout is read or written). Killed on drop, so a
+//! failing benchmark never leaves it behind.
+//!
+//! Also reads the child's `/proc/<pid>/status` (VmRSS, VmHWM, Threads) and `/proc/<pid>/stat`
+//! (CPU time) for the memory and throughput figures.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::fast_fake::ACCESS_TOKEN;
+use crate::http1;
+
+/// The caller key the proxy accepts.
+pub const PROXY_KEY: &str = "bench-key";
+
+/// How long the proxy may take to answer `/healthz` after it was started.
+const START_DEADLINE: Duration = Duration::from_secs(15);
+
+/// The Linux clock tick userspace sees in `/proc/<pid>/stat` (fixed at 100 Hz on every
+/// architecture Rust targets; std has no `sysconf`).
+const USER_HZ: u64 = 100;
+
+/// A running proxy child process.
+pub struct ProxyProcess {
+    child: Child,
+    addr: SocketAddr,
+    scratch: PathBuf,
+    /// The `WORKERS` it was started with.
+    pub workers: usize,
+}
+
+/// One reading of the child's `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcSample {
+    /// Resident set size now, bytes.
+    pub rss: u64,
+    /// Peak resident set size so far, bytes.
+    pub hwm: u64,
+    /// Threads now.
+    pub threads: u64,
+}
+
+impl ProxyProcess {
+    /// Starts the binary with `workers` worker threads against `upstream_base` and waits for
+    /// `/healthz` to answer 200.
+    pub fn start(upstream_base: &str, workers: usize, scratch_root: &Path) -> io::Result<Self> {
+        let port = free_port()?;
+        let scratch = scratch_root.join(format!("proxy-{port}"));
+        std::fs::create_dir_all(&scratch)?;
+        let child = Command::new(env!("CARGO_BIN_EXE_codex-sub-proxy"))
+            .current_dir(&scratch)
+            .env_clear()
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("PROXY_API_KEY", PROXY_KEY)
+            .env("OPENAI_ACCESS_TOKEN", ACCESS_TOKEN)
+            .env("CODEX_BASE_URL", upstream_base)
+            .env("CREDENTIALS_FILE", scratch.join("credentials.json"))
+            .env("AUTH_BASE_URL", "http://127.0.0.1:9")
+            .env("WORKERS", workers.to_string())
+            .env("QUEUE_DEPTH", "512")
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut proxy = ProxyProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            scratch,
+            workers,
+        };
+        proxy.wait_healthy()?;
+        Ok(proxy)
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Reads VmRSS, VmHWM and Threads.
+    pub fn sample(&self) -> io::Result<ProcSample> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| io::Error::other(format!("no {name} in /proc status")))
+        };
+        Ok(ProcSample {
+            rss: field("VmRSS:")? * 1024,
+            hwm: field("VmHWM:")? * 1024,
+            threads: field("Threads:")?,
+        })
+    }
+
+    /// User plus system CPU time of the whole process so far.
+    pub fn cpu_time(&self) -> io::Result<Duration> {
+        cpu_time_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    /// Polls `GET /healthz` until it answers 200, the child exits, or the deadline passes.
+    fn wait_healthy(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(io::Error::other(format!(
+                    "the proxy exited during start-up ({status})"
+                )));
+            }
+            if health_status(self.addr).is_ok_and(|status| status == 200) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the proxy did not answer /healthz in time",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// User plus system CPU time of this benchmark process (fake backend plus load generator).
+pub fn own_cpu_time() -> io::Result<Duration> {
+    cpu_time_of("/proc/self/stat")
+}
+
+fn cpu_time_of(stat_path: &str) -> io::Result<Duration> {
+    let stat = std::fs::read_to_string(stat_path)?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| io::Error::other("unreadable /proc stat"))?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|t| t.parse::<u64>().ok())
+            .ok_or_else(|| io::Error::other("unreadable /proc stat"))
+    };
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_millis(total * 1000 / USER_HZ))
+}
+
+/// A port that was free a moment ago (the proxy binds it next).
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn health_status(addr: SocketAddr) -> io::Result<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(
+        format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut reader = io::BufReader::new(stream);
+    let head = http1::read_head(&mut reader)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+    Ok(head.status())
+}
