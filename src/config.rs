@@ -168,8 +168,8 @@ pub const VARIABLES: &[Variable] = &[
     },
 ];
 
-/// The effective configuration.
-#[derive(Debug, Clone)]
+/// The effective configuration. Its `Debug` output redacts the keys and tokens.
+#[derive(Clone)]
 pub struct Config {
     /// Listen address.
     pub host: String,
@@ -243,6 +243,40 @@ pub enum ChatSystemAs {
     /// `instructions` is `DEFAULT_INSTRUCTIONS`; every system/developer message becomes a
     /// developer message in place.
     Developer,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::token_cache::redacted;
+        let keys = format!("<{} key(s), redacted>", self.proxy_api_keys.len());
+        f.debug_struct("Config")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("proxy_api_keys", &format_args!("{keys}"))
+            .field("allow_no_auth", &self.allow_no_auth)
+            .field(
+                "access_token",
+                &format_args!("{}", redacted(self.access_token.as_deref())),
+            )
+            .field(
+                "refresh_token",
+                &format_args!("{}", redacted(self.refresh_token.as_deref())),
+            )
+            .field("expires_at", &self.expires_at)
+            .field("account_id", &self.account_id)
+            .field("credentials_file", &self.credentials_file)
+            .field("codex_base_url", &self.codex_base_url)
+            .field("codex_responses_path", &self.codex_responses_path)
+            .field("models", &self.models)
+            .field("auth_base_url", &self.auth_base_url)
+            .field("workers", &self.workers)
+            .field("queue_depth", &self.queue_depth)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("client_timeout", &self.client_timeout)
+            .field("upstream_idle_timeout", &self.upstream_idle_timeout)
+            .field("log_level", &self.log_level)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A variable with a value that cannot be used.
@@ -630,6 +664,19 @@ mod tests {
         );
         let error = config(&[("CHAT_SYSTEM_AS", "user")]).expect_err("unknown placement");
         assert_eq!(error.variable, "CHAT_SYSTEM_AS");
+    }
+
+    #[test]
+    fn debug_output_redacts_keys_and_tokens() {
+        let config = config(&[
+            ("PROXY_API_KEY", "key-secret-1,key-secret-2"),
+            ("OPENAI_ACCESS_TOKEN", "access-secret"),
+            ("OPENAI_REFRESH_TOKEN", "refresh-secret"),
+        ])
+        .expect("valid");
+        let text = format!("{config:?}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("<2 key(s), redacted>"));
     }
 
     #[test]

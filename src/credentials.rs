@@ -35,7 +35,8 @@ pub enum Origin {
 }
 
 /// The tokens to start with, how they were chosen, and a remembered permanent failure for them.
-#[derive(Debug, Clone)]
+/// (No `Debug`: it holds a refresh token.)
+#[derive(Clone)]
 pub struct Loaded {
     /// The starting tokens.
     pub tokens: TokenSet,

@@ -14,8 +14,8 @@ use crate::url_encoding::{encode_pairs, get, parse_pairs};
 /// The port the CLI falls back to when its default is taken.
 const FALLBACK_PORT: u16 = 1457;
 
-/// A PKCE verifier and its S256 challenge.
-#[derive(Debug, Clone)]
+/// A PKCE verifier and its S256 challenge. (No `Debug`: the verifier is a secret until used.)
+#[derive(Clone)]
 pub struct Pkce {
     /// 64 random bytes, base64url without padding.
     pub verifier: String,

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 pub const CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
 
 /// Tokens returned by a successful refresh; every field is optional (contract §1.2).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct RefreshedTokens {
     /// New id token, when sent.
     pub id_token: Option<String>,
@@ -15,6 +15,26 @@ pub struct RefreshedTokens {
     pub access_token: Option<String>,
     /// The rotated refresh token, when sent.
     pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for RefreshedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::token_cache::redacted;
+        f.debug_struct("RefreshedTokens")
+            .field(
+                "id_token",
+                &format_args!("{}", redacted(self.id_token.as_deref())),
+            )
+            .field(
+                "access_token",
+                &format_args!("{}", redacted(self.access_token.as_deref())),
+            )
+            .field(
+                "refresh_token",
+                &format_args!("{}", redacted(self.refresh_token.as_deref())),
+            )
+            .finish()
+    }
 }
 
 /// Why a refresh failed.

@@ -17,7 +17,7 @@ use crate::oauth::{RefreshFailure, RefreshedTokens};
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// What one upstream request needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The bearer token.
     pub access_token: String,
@@ -26,7 +26,7 @@ pub struct Credentials {
 }
 
 /// The tokens held at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TokenSet {
     /// Access token (JWT).
     pub access_token: Option<String>,
@@ -38,6 +38,45 @@ pub struct TokenSet {
     pub expires_at: Option<u64>,
     /// ChatGPT account id.
     pub account_id: Option<String>,
+}
+
+/// Shows whether a secret is present, never the secret.
+pub fn redacted(secret: Option<&str>) -> &'static str {
+    if secret.is_some() {
+        "Some(<redacted>)"
+    } else {
+        "None"
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_token", &format_args!("<redacted>"))
+            .field("account_id", &self.account_id)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field(
+                "access_token",
+                &format_args!("{}", redacted(self.access_token.as_deref())),
+            )
+            .field(
+                "refresh_token",
+                &format_args!("{}", redacted(self.refresh_token.as_deref())),
+            )
+            .field(
+                "id_token",
+                &format_args!("{}", redacted(self.id_token.as_deref())),
+            )
+            .field("expires_at", &self.expires_at)
+            .field("account_id", &self.account_id)
+            .finish()
+    }
 }
 
 impl TokenSet {
@@ -93,7 +132,6 @@ pub struct Readiness {
     pub refresh_permanent: u64,
 }
 
-#[derive(Debug)]
 struct State {
     tokens: TokenSet,
     refreshing: bool,
@@ -376,6 +414,25 @@ mod tests {
             Arc::new(TokenCache::new(tokens, Box::new(refresher))),
             calls,
         )
+    }
+
+    #[test]
+    fn debug_output_redacts_tokens() {
+        let tokens = TokenSet {
+            access_token: Some("access-secret".into()),
+            refresh_token: Some("refresh-secret".into()),
+            id_token: None,
+            expires_at: Some(1),
+            account_id: Some("acc".into()),
+        };
+        let text = format!("{tokens:?}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("Some(<redacted>)") && text.contains("acc"));
+        let credentials = Credentials {
+            access_token: "access-secret".into(),
+            account_id: None,
+        };
+        assert!(!format!("{credentials:?}").contains("secret"));
     }
 
     #[test]
