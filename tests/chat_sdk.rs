@@ -13,135 +13,30 @@ mod fake_codex;
 #[path = "support/harness.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod harness;
-
-use std::path::Path;
-use std::process::Command;
+#[path = "support/sdk_runner.rs"]
+mod sdk_runner;
 
 use fake_codex::{FakeCodex, Script};
-use harness::{PROXY_KEY, TestProxy, config};
+use harness::{TestProxy, config};
+use sdk_runner::{NODE_DIR, Sdk};
 use serde_json::{Value, json};
 
 const PYTHON_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/chat_sdk.py");
-const NODE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/node");
-const PYTHON_INSTALL: &str = "pip install -r tests/sdk/requirements.txt";
-const NODE_INSTALL: &str = "npm ci --prefix tests/sdk/node";
 
 /// A 1x1 PNG as a data URL; the fake does not look inside.
 const IMAGE_URL: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 
-/// Which official SDK runs the scenario.
-#[derive(Clone, Copy)]
-enum Sdk {
-    Python,
-    Node,
+/// The chat scenario script of `sdk`.
+fn chat_script(sdk: Sdk) -> String {
+    match sdk {
+        Sdk::Python => PYTHON_SCRIPT.to_owned(),
+        Sdk::Node => format!("{NODE_DIR}/chat_sdk.mjs"),
+    }
 }
 
-impl Sdk {
-    /// The interpreter: `$PYTHON` / `$NODE`, else `python3` / `node`.
-    fn program(self) -> String {
-        let (variable, default) = match self {
-            Sdk::Python => ("PYTHON", "python3"),
-            Sdk::Node => ("NODE", "node"),
-        };
-        std::env::var(variable).unwrap_or_else(|_| default.to_owned())
-    }
-
-    fn script(self) -> String {
-        match self {
-            Sdk::Python => PYTHON_SCRIPT.to_owned(),
-            Sdk::Node => format!("{NODE_DIR}/chat_sdk.mjs"),
-        }
-    }
-
-    fn install(self) -> &'static str {
-        match self {
-            Sdk::Python => PYTHON_INSTALL,
-            Sdk::Node => NODE_INSTALL,
-        }
-    }
-
-    /// `Err` says why the SDK cannot run here and how to fix it.
-    fn available(self) -> Result<(), String> {
-        let program = self.program();
-        let install = self.install();
-        let probe: &[&str] = match self {
-            Sdk::Python => &["-c", "import openai; print(openai.__version__)"],
-            Sdk::Node => &["--version"],
-        };
-        let output = Command::new(&program)
-            .args(probe)
-            .output()
-            .map_err(|error| {
-                format!("cannot start `{program}` ({error}); install it, then run `{install}`")
-            })?;
-        if !output.status.success() {
-            return Err(format!(
-                "`{program} {}` failed; run `{install}`\n{}",
-                probe.join(" "),
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        if let Sdk::Node = self {
-            let package = Path::new(NODE_DIR).join("node_modules/openai/package.json");
-            if !package.is_file() {
-                return Err(format!(
-                    "the `openai` npm package is not installed ({} is missing); run `{install}`",
-                    package.display()
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs `scenario` against `proxy` with `OPENAI_BASE_URL`, `OPENAI_API_KEY` and `env` set; `Err`
-    /// holds why it could not run, or everything it printed when it failed.
-    fn run(self, proxy: &TestProxy, scenario: &str, env: &[(&str, &str)]) -> Result<(), String> {
-        self.available()?;
-        let script = self.script();
-        let mut command = Command::new(self.program());
-        command
-            .arg(&script)
-            .arg(scenario)
-            .env("OPENAI_BASE_URL", format!("{}/v1", proxy.base))
-            .env("OPENAI_API_KEY", PROXY_KEY)
-            .env("PYTHONUNBUFFERED", "1")
-            .envs(env.iter().copied());
-        // The SDKs read these too; none may add headers or route 127.0.0.1 through an HTTP proxy.
-        for name in [
-            "OPENAI_ORG_ID",
-            "OPENAI_PROJECT_ID",
-            "OPENAI_LOG",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "NODE_OPTIONS",
-        ] {
-            command.env_remove(name);
-        }
-        let output = command
-            .output()
-            .map_err(|error| format!("cannot run {script}: {error}"))?;
-        if output.status.success() {
-            return Ok(());
-        }
-        Err(format!(
-            "scenario {scenario} of {script} failed ({})\n--- stdout ---\n{}--- stderr ---\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-
-    /// Runs the scenario and fails the test with its transcript unless it passed.
-    #[expect(clippy::panic, reason = "a test helper fails the calling test")]
-    fn assert_scenario(self, proxy: &TestProxy, scenario: &str, env: &[(&str, &str)]) {
-        if let Err(problem) = self.run(proxy, scenario, env) {
-            panic!("{problem}");
-        }
-    }
+/// Runs `scenario` of the chat script of `sdk` against `proxy`, failing the test unless it passed.
+fn assert_scenario(sdk: Sdk, proxy: &TestProxy, scenario: &str, env: &[(&str, &str)]) {
+    sdk.assert_scenario(&proxy.base, &chat_script(sdk), scenario, env);
 }
 
 fn start_proxy(fake: &FakeCodex) -> TestProxy {
@@ -160,7 +55,7 @@ fn text_scenario(sdk: Sdk) {
     let fake = FakeCodex::start();
     fake.push_script(Script::text(text));
     let proxy = start_proxy(&fake);
-    sdk.assert_scenario(&proxy, "text", &[("EXPECTED_TEXT", text)]);
+    assert_scenario(sdk, &proxy, "text", &[("EXPECTED_TEXT", text)]);
     let bodies = upstream_bodies(&fake, 1);
     assert_eq!(bodies[0]["instructions"], "Be brief.");
 }
@@ -173,7 +68,7 @@ fn text_stream_scenario(sdk: Sdk) {
         deltas: 6,
     });
     let proxy = start_proxy(&fake);
-    sdk.assert_scenario(&proxy, "text_stream", &[("EXPECTED_TEXT", text)]);
+    assert_scenario(sdk, &proxy, "text_stream", &[("EXPECTED_TEXT", text)]);
     let bodies = upstream_bodies(&fake, 1);
     assert!(bodies[0].get("stream_options").is_none(), "{}", bodies[0]);
 }
@@ -186,7 +81,7 @@ fn stream_helper_scenario(sdk: Sdk) {
         deltas: 4,
     });
     let proxy = start_proxy(&fake);
-    sdk.assert_scenario(&proxy, "stream_helper", &[("EXPECTED_TEXT", text)]);
+    assert_scenario(sdk, &proxy, "stream_helper", &[("EXPECTED_TEXT", text)]);
     upstream_bodies(&fake, 1);
 }
 
@@ -204,7 +99,8 @@ fn tool_loop(sdk: Sdk, scenario: &str, strict_tool: bool) {
     });
     fake.push_script(Script::text(text));
     let proxy = start_proxy(&fake);
-    sdk.assert_scenario(
+    assert_scenario(
+        sdk,
         &proxy,
         scenario,
         &[
@@ -255,7 +151,12 @@ fn structured_output_scenario(sdk: Sdk) {
     let fake = FakeCodex::start();
     fake.push_script(Script::text(answer));
     let proxy = start_proxy(&fake);
-    sdk.assert_scenario(&proxy, "structured_output", &[("EXPECTED_TEXT", answer)]);
+    assert_scenario(
+        sdk,
+        &proxy,
+        "structured_output",
+        &[("EXPECTED_TEXT", answer)],
+    );
     let bodies = upstream_bodies(&fake, 1);
     let format = &bodies[0]["text"]["format"];
     assert_eq!(format["type"], "json_schema", "{format}");
@@ -273,7 +174,8 @@ fn image_scenario(sdk: Sdk) {
     let fake = FakeCodex::start();
     fake.push_script(Script::text(text));
     let proxy = start_proxy(&fake);
-    sdk.assert_scenario(
+    assert_scenario(
+        sdk,
         &proxy,
         "image",
         &[("EXPECTED_TEXT", text), ("IMAGE_URL", IMAGE_URL)],
@@ -295,7 +197,12 @@ fn rate_limit_scenario(sdk: Sdk) {
     fake.push_script(Script::usage_limit(1800));
     fake.push_script(Script::usage_limit(1800));
     let proxy = start_proxy(&fake);
-    sdk.assert_scenario(&proxy, "rate_limit", &[("EXPECTED_RETRY_AFTER", "1800")]);
+    assert_scenario(
+        sdk,
+        &proxy,
+        "rate_limit",
+        &[("EXPECTED_RETRY_AFTER", "1800")],
+    );
     // One upstream request per SDK call: neither the SDK (max_retries 0) nor the proxy retried.
     upstream_bodies(&fake, 2);
 }

@@ -11,91 +11,24 @@ mod fake_codex;
 #[path = "support/harness.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod harness;
-
-use std::process::Command;
+#[path = "support/sdk_runner.rs"]
+#[expect(dead_code, reason = "shared test support; this crate runs only the Python SDK")]
+mod sdk_runner;
 
 use fake_codex::{FakeCodex, Script};
-use harness::{PROXY_KEY, TestProxy, config};
+use harness::{TestProxy, config};
+use sdk_runner::Sdk;
 use serde_json::Value;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/responses_sdk.py");
-const INSTALL: &str = "pip install -r tests/sdk/requirements.txt";
-
-/// The interpreter: `$PYTHON`, else `python3`.
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-/// `Err` says why the SDK cannot run here and how to fix it.
-fn sdk_available() -> Result<(), String> {
-    let probe = Command::new(python())
-        .args(["-c", "import openai; print(openai.__version__)"])
-        .output()
-        .map_err(|error| {
-            format!(
-                "cannot start `{}` ({error}); install Python 3, then run `{INSTALL}`",
-                python()
-            )
-        })?;
-    if probe.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "the `openai` Python package is not importable by `{}`; run `{INSTALL}`\n{}",
-        python(),
-        String::from_utf8_lossy(&probe.stderr)
-    ))
-}
-
-/// Runs `scenario` against `proxy` with `OPENAI_BASE_URL`, `OPENAI_API_KEY` and `env` set; `Err`
-/// holds why it could not run, or everything it printed when it failed.
-fn run_scenario(proxy: &TestProxy, scenario: &str, env: &[(&str, &str)]) -> Result<(), String> {
-    sdk_available()?;
-    let mut command = Command::new(python());
-    command
-        .arg(SCRIPT)
-        .arg(scenario)
-        .env("OPENAI_BASE_URL", format!("{}/v1", proxy.base))
-        .env("OPENAI_API_KEY", PROXY_KEY)
-        .env("PYTHONUNBUFFERED", "1")
-        .envs(env.iter().copied());
-    // The SDK reads these too; none may add headers or route 127.0.0.1 through an HTTP proxy.
-    for name in [
-        "OPENAI_ORG_ID",
-        "OPENAI_PROJECT_ID",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        command.env_remove(name);
-    }
-    let output = command
-        .output()
-        .map_err(|error| format!("cannot run {SCRIPT}: {error}"))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "scenario {scenario} failed ({})\n--- stdout ---\n{}--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    ))
-}
 
 fn start_proxy(fake: &FakeCodex) -> TestProxy {
     TestProxy::start(config(&fake.base_url(), &[]))
 }
 
-/// Runs the scenario and fails the test with its transcript unless it passed.
-#[expect(clippy::panic, reason = "a test helper fails the calling test")]
+/// Runs `scenario` of the Python script against `proxy`, failing the test unless it passed.
 fn assert_scenario(proxy: &TestProxy, scenario: &str, env: &[(&str, &str)]) {
-    if let Err(problem) = run_scenario(proxy, scenario, env) {
-        panic!("{problem}");
-    }
+    Sdk::Python.assert_scenario(&proxy.base, SCRIPT, scenario, env);
 }
 
 #[test]
