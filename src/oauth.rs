@@ -227,6 +227,11 @@ pub fn transport_kind(error: &ureq::Error) -> &'static str {
             std::io::ErrorKind::ConnectionReset => "connection reset",
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timeout",
             std::io::ErrorKind::UnexpectedEof => "connection closed early",
+            // rustls reports a failed handshake (a peer that does not speak TLS, a bad
+            // certificate) as InvalidData through ureq's transport.
+            std::io::ErrorKind::InvalidData => "TLS failure",
+            // The resolver's error has no stable kind; std's message names the lookup.
+            _ if io.to_string().contains("lookup address") => "DNS lookup failed",
             _ => "i/o error",
         },
         ureq::Error::Tls(_) => "TLS failure",

@@ -105,15 +105,7 @@ pub fn normalise(
             ));
         }
     }
-    if let Some(tools) = upstream.get("tools")
-        && !tools.is_array()
-        && !tools.is_null()
-    {
-        return Err(ProxyError::invalid_param(
-            "tools",
-            "`tools` must be an array.",
-        ));
-    }
+    check_types(&upstream)?;
     if upstream.get("tools").is_none_or(Value::is_null) {
         upstream.insert("tools".into(), json!([]));
     }
@@ -144,6 +136,38 @@ pub fn normalise(
         model,
         dropped,
     })
+}
+
+/// A field, the test its value must pass, and the expected type in words.
+type TypeRule = (&'static str, fn(&Value) -> bool, &'static str);
+
+/// Fields the proxy reads or relies on must have the type the Responses API gives them;
+/// a wrong one is the caller's mistake, named here rather than by an opaque upstream 400.
+fn check_types(body: &Map<String, Value>) -> Result<(), ProxyError> {
+    let rules: [TypeRule; 6] = [
+        ("tools", Value::is_array, "an array"),
+        ("reasoning", Value::is_object, "an object"),
+        ("text", Value::is_object, "an object"),
+        (
+            "tool_choice",
+            |v| v.is_string() || v.is_object(),
+            "a string or an object",
+        ),
+        ("prompt_cache_key", Value::is_string, "a string"),
+        ("parallel_tool_calls", Value::is_boolean, "a boolean"),
+    ];
+    for (field, accepts, expected) in rules {
+        if let Some(value) = body.get(field)
+            && !value.is_null()
+            && !accepts(value)
+        {
+            return Err(ProxyError::invalid_param(
+                field,
+                format!("`{field}` must be {expected}."),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A string becomes one user message; items lose their `id`s; `item_reference` is refused.
@@ -335,6 +359,23 @@ mod tests {
                 "instructions",
             ),
             (json!({"model": "m", "input": "x", "tools": {}}), "tools"),
+            (
+                json!({"model": "m", "input": "x", "reasoning": 5}),
+                "reasoning",
+            ),
+            (
+                json!({"model": "m", "input": "x", "tool_choice": 5}),
+                "tool_choice",
+            ),
+            (
+                json!({"model": "m", "input": "x", "prompt_cache_key": 5}),
+                "prompt_cache_key",
+            ),
+            (
+                json!({"model": "m", "input": "x", "parallel_tool_calls": "yes"}),
+                "parallel_tool_calls",
+            ),
+            (json!({"model": "m", "input": "x", "text": []}), "text"),
         ] {
             let error = run(body).expect_err("invalid");
             assert_eq!(error.status(), 400);

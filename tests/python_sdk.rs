@@ -12,7 +12,10 @@ mod fake_codex;
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod harness;
 #[path = "support/sdk_runner.rs"]
-#[expect(dead_code, reason = "shared test support; this crate runs only the Python SDK")]
+#[expect(
+    dead_code,
+    reason = "shared test support; this crate runs only the Python SDK"
+)]
 mod sdk_runner;
 
 use fake_codex::{FakeCodex, Script};

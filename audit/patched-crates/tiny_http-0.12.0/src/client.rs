@@ -17,6 +17,26 @@ const MAX_LINE_BYTES: usize = 16 * 1024;
 /// PATCH(codex-sub-proxy 3): the most headers accepted in one request.
 const MAX_HEADERS: usize = 128;
 
+/// PATCH(codex-sub-proxy 6): whether the headers frame the body ambiguously.
+fn ambiguous_framing(headers: &[crate::Header]) -> bool {
+    let lengths: Vec<&str> = headers
+        .iter()
+        .filter(|h| h.field.equiv("Content-Length"))
+        .map(|h| h.value.as_str().trim())
+        .collect();
+    let encodings: Vec<&str> = headers
+        .iter()
+        .filter(|h| h.field.equiv("Transfer-Encoding"))
+        .map(|h| h.value.as_str().trim())
+        .collect();
+    let lengths_disagree = lengths.windows(2).any(|pair| pair[0] != pair[1]);
+    let not_plain_chunked = encodings.len() > 1
+        || encodings
+            .first()
+            .is_some_and(|coding| !coding.eq_ignore_ascii_case("chunked"));
+    lengths_disagree || not_plain_chunked || (!lengths.is_empty() && !encodings.is_empty())
+}
+
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
 pub struct ClientConnection {
@@ -146,6 +166,15 @@ impl ClientConnection {
 
                 headers
             };
+
+            // PATCH(codex-sub-proxy 6): refuse ambiguous body framing (request smuggling):
+            // Content-Length together with Transfer-Encoding, Content-Lengths that disagree,
+            // or a Transfer-Encoding other than plain `chunked` (the only coding decoded
+            // here). The original let Transfer-Encoding win and kept the connection open, so
+            // bytes a front proxy counted as body were served as a second request.
+            if ambiguous_framing(&headers) {
+                return Err(ReadError::WrongHeader(version));
+            }
 
             (method, path, version, headers)
         };
