@@ -557,6 +557,7 @@ pub fn help_text() -> String {
         "  codex-sub-proxy --login            link an account (device code), write CREDENTIALS_FILE,",
         "                                     and print the .env values on stdout",
         "  codex-sub-proxy --login --browser  the same through a browser and a localhost callback",
+        "  codex-sub-proxy --healthcheck      GET /healthz on PORT (exit 0 or 1; the container's HEALTHCHECK)",
         "  codex-sub-proxy --help | --version",
         "",
         "Configuration comes from the environment; a .env file in the working directory is read",
