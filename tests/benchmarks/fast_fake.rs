@@ -42,6 +42,10 @@ pub const ACCESS_TOKEN: &str = "test-access-token";
 /// Prefix of a message text that carries the scenario (`bench:{"deltas":…}`).
 pub const SCENARIO_PREFIX: &str = "bench:";
 
+/// Events in every response besides the deltas: created, in_progress, output_item.added,
+/// content_part.added, output_text.done, content_part.done, output_item.done, completed.
+pub const FRAMING_EVENTS: usize = 8;
+
 /// A keep-alive connection idle for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -120,6 +124,7 @@ pub struct FastFake {
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     responses: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -130,17 +135,20 @@ impl FastFake {
         let addr = listener.local_addr()?;
         let stopping = Arc::new(AtomicBool::new(false));
         let responses = Arc::new(AtomicU64::new(0));
+        let connections = Arc::new(AtomicU64::new(0));
         let accept = {
             let stopping = stopping.clone();
             let responses = responses.clone();
+            let connections = connections.clone();
             std::thread::Builder::new()
                 .name("fake-accept".into())
-                .spawn(move || accept_loop(&listener, &stopping, &responses))?
+                .spawn(move || accept_loop(&listener, &stopping, &responses, &connections))?
         };
         Ok(FastFake {
             addr,
             stopping,
             responses,
+            connections,
             accept: Some(accept),
         })
     }
@@ -159,6 +167,11 @@ impl FastFake {
     pub fn responses_served(&self) -> u64 {
         self.responses.load(Ordering::Relaxed)
     }
+
+    /// Connections accepted so far (nginx and the proxy keep theirs alive).
+    pub fn connections_accepted(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for FastFake {
@@ -172,12 +185,18 @@ impl Drop for FastFake {
     }
 }
 
-fn accept_loop(listener: &TcpListener, stopping: &Arc<AtomicBool>, responses: &Arc<AtomicU64>) {
+fn accept_loop(
+    listener: &TcpListener,
+    stopping: &Arc<AtomicBool>,
+    responses: &Arc<AtomicU64>,
+    connections: &AtomicU64,
+) {
     for stream in listener.incoming() {
         if stopping.load(Ordering::SeqCst) {
             return;
         }
         let Ok(stream) = stream else { continue };
+        connections.fetch_add(1, Ordering::Relaxed);
         let stopping = stopping.clone();
         let responses = responses.clone();
         // Connection errors (a proxy that went away) just end the connection.

@@ -1,17 +1,17 @@
 //! The load generator: std threads, one keep-alive TCP connection each, a hand-written
 //! HTTP/1.1 client (chunked and `Content-Length` bodies, see `http1.rs`).
 //!
-//! Three kinds of load, each bounded in time and in count:
+//! Four kinds of load, each bounded in time and in count:
 //! - [`run_streams`]: concurrent streaming requests; for every text delta the receive time
 //!   minus the send time the fake stamped into the delta's text, in µs.
 //! - [`run_throughput`]: closed-loop requests for a fixed duration; per-request latency.
+//! - [`Sequential`]: requests one at a time, round-robin over several kinds, for a fixed
+//!   count (stability, CPU per request, cost per event).
 //! - [`HeldStreams`]: many slow streams held open at once, to measure the proxy's memory.
 //!
-//! The same code talks to the fake directly ([`Via::Direct`], the fake's SSE as is), through
-//! the proxy's `/v1/responses` ([`Via::Proxy`], the same events relayed) and through its
-//! `/v1/chat/completions` ([`Via::Chat`], the events translated into chat chunks), so the
-//! differences are the proxy's. What differs per way (path, key, body, how a delta, the end
-//! of a stream and a complete answer look) lives on [`Via`].
+//! The same code talks to the fake directly, through nginx and through the proxy's two
+//! endpoints, so the differences are the relays'; what differs per way lives on
+//! [`Via`](crate::via::Via).
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,11 +20,9 @@ use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use crate::fast_fake::{ACCESS_TOKEN, RESPONSES_PATH, Scenario, now_micros};
+use crate::fast_fake::{Scenario, now_micros};
 use crate::http1::{self, BodyReader, Head};
-use crate::proxy_process::PROXY_KEY;
+use crate::via::{Request, StreamEnd, Target, find};
 
 /// Socket read and write timeout of every load connection.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,140 +38,6 @@ const MAX_REQUESTS_PER_WORKER: u64 = 1_000_000;
 
 /// Stack of a load thread (they only hold a few small buffers).
 const THREAD_STACK: usize = 256 << 10;
-
-/// Which way a request goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// Straight to the fake backend.
-    Direct,
-    /// Through the proxy's `/v1/responses`.
-    Proxy,
-    /// Through the proxy's `/v1/chat/completions`.
-    Chat,
-}
-
-impl Via {
-    /// `direct`, `proxy` or `chat`, for tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            Via::Direct => "direct",
-            Via::Proxy => "proxy",
-            Via::Chat => "chat",
-        }
-    }
-
-    /// Whether the request goes through the proxy.
-    pub fn is_proxied(self) -> bool {
-        self != Via::Direct
-    }
-
-    fn path(self) -> &'static str {
-        match self {
-            Via::Direct => RESPONSES_PATH,
-            Via::Proxy => "/v1/responses",
-            Via::Chat => "/v1/chat/completions",
-        }
-    }
-
-    fn bearer(self) -> &'static str {
-        match self {
-            Via::Direct => ACCESS_TOKEN,
-            Via::Proxy | Via::Chat => PROXY_KEY,
-        }
-    }
-
-    /// What precedes the send stamp in a delta frame: the Responses event's `delta`, or the
-    /// chat chunk's `choices[0].delta.content`.
-    fn stamp_mark(self) -> &'static [u8] {
-        match self {
-            Via::Direct | Via::Proxy => b"\"delta\":\"t=",
-            Via::Chat => b"\"content\":\"t=",
-        }
-    }
-
-    /// Reads one stream frame that is not a delta.
-    fn note_frame(self, frame: &[u8], end: &mut StreamEnd) {
-        match self {
-            Via::Direct | Via::Proxy => {
-                end.completed |= find(frame, b"event: response.completed").is_some();
-            }
-            // A chat stream is complete when a chunk finished with `stop` and `[DONE]` followed.
-            Via::Chat => {
-                if find(frame, b"\"finish_reason\":\"stop\"").is_some() {
-                    end.finished = true;
-                } else if find(frame, b"data: [DONE]").is_some() {
-                    end.completed = end.finished;
-                }
-            }
-        }
-    }
-
-    /// Whether a non-streaming answer (read to its end) is a complete one.
-    fn is_complete_answer(self, answer: &[u8]) -> bool {
-        match self {
-            // The fake's terminal event is last: look at the tail only.
-            Via::Direct => find(
-                &answer[answer.len().saturating_sub(8 << 10)..],
-                b"event: response.completed",
-            )
-            .is_some(),
-            Via::Proxy => {
-                find(answer, b"\"status\":\"completed\"").is_some()
-                    && find(answer, b"\"output_text\"").is_some()
-            }
-            Via::Chat => {
-                find(answer, b"\"object\":\"chat.completion\"").is_some()
-                    && find(answer, b"\"finish_reason\":\"stop\"").is_some()
-                    && find(answer, b"\"content\":\"t=").is_some()
-            }
-        }
-    }
-}
-
-/// How far a stream got towards its end.
-#[derive(Debug, Default)]
-struct StreamEnd {
-    /// Chat only: a chunk carried `"finish_reason":"stop"`.
-    finished: bool,
-    /// The stream ended as it should (`response.completed`, or `stop` then `[DONE]`).
-    completed: bool,
-}
-
-/// Where requests go.
-#[derive(Debug, Clone, Copy)]
-pub struct Target {
-    /// Server address.
-    pub addr: SocketAddr,
-    /// Direct or through the proxy.
-    pub via: Via,
-}
-
-impl Target {
-    /// `direct`, `proxy` or `chat`, for tables.
-    pub fn label(&self) -> &'static str {
-        self.via.label()
-    }
-}
-
-/// A request body for `via` asking the fake for `scenario`: a Responses body with a `bench`
-/// field, or for chat a single user message `bench:{…}` (chat drops unknown fields).
-pub fn request_body(via: Via, scenario: Scenario, stream: bool) -> Vec<u8> {
-    match via {
-        Via::Direct | Via::Proxy => json!({
-            "model": "gpt-5.5",
-            "input": "Benchmark: stream some text.",
-            "stream": stream,
-            "bench": scenario.to_json(),
-        }),
-        Via::Chat => json!({
-            "model": "gpt-5.5",
-            "messages": [{"role": "user", "content": scenario.to_message()}],
-            "stream": stream,
-        }),
-    }
-    .to_string()
-    .into_bytes()
-}
 
 /// One keep-alive client connection.
 struct Conn {
@@ -243,11 +107,8 @@ fn for_each_event(body: &mut impl Read, mut on_event: impl FnMut(&[u8], u64)) ->
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The send stamp in a delta frame: the digits after `mark` (see [`Via::stamp_mark`]).
+/// The send stamp in a delta frame: the digits after `mark` (see
+/// [`Via::stamp_mark`](crate::via::Via::stamp_mark)).
 fn delta_stamp(frame: &[u8], mark: &[u8]) -> Option<u64> {
     let at = find(frame, mark)? + mark.len();
     let digits = frame[at..]
@@ -274,7 +135,8 @@ pub struct StreamStats {
 }
 
 impl StreamStats {
-    fn merge(&mut self, other: StreamStats) {
+    /// Adds another run's figures to these.
+    pub fn merge(&mut self, other: StreamStats) {
         self.delays_us.extend(other.delays_us);
         self.complete += other.complete;
         self.failed += other.failed;
@@ -298,7 +160,7 @@ pub fn run_streams(
     concurrency: usize,
     rounds: usize,
 ) -> io::Result<StreamStats> {
-    let body = Arc::new(request_body(target.via, scenario, true));
+    let body = Request::new(target, scenario, true).body;
     let start = Arc::new(Barrier::new(concurrency));
     let mut workers = Vec::with_capacity(concurrency);
     for index in 0..concurrency {
@@ -394,20 +256,19 @@ pub struct ThroughputStats {
     pub first_error: Option<String>,
 }
 
-/// `concurrency` workers each send `body` back to back, on one keep-alive connection, until
-/// `duration` has passed (at least one request each). Direct answers are SSE streams read to
-/// the end and checked for `response.completed`; proxy answers are one JSON object checked
-/// for a completed status (`/v1/responses`) or a `stop` finish (`/v1/chat/completions`).
+/// `concurrency` workers each send `request` back to back, on one keep-alive connection,
+/// until `duration` has passed (at least one request each). Stream answers are read to the
+/// end and checked for their proper end; aggregated answers are one JSON object checked for
+/// a completed status (`/v1/responses`) or a `stop` finish (`/v1/chat/completions`).
 pub fn run_throughput(
-    target: Target,
-    body: &Arc<Vec<u8>>,
+    request: &Request,
     concurrency: usize,
     duration: Duration,
 ) -> io::Result<ThroughputStats> {
     let start = Arc::new(Barrier::new(concurrency + 1));
     let mut workers = Vec::with_capacity(concurrency);
     for index in 0..concurrency {
-        let body = body.clone();
+        let request = request.clone();
         let start = start.clone();
         workers.push(
             std::thread::Builder::new()
@@ -415,7 +276,7 @@ pub fn run_throughput(
                 .stack_size(THREAD_STACK)
                 .spawn(move || {
                     start.wait();
-                    throughput_worker(target, &body, Instant::now() + duration)
+                    Sequential::new(vec![request]).run(MAX_REQUESTS_PER_WORKER, duration)
                 })?,
         );
     }
@@ -442,54 +303,76 @@ pub fn run_throughput(
     Ok(stats)
 }
 
-fn throughput_worker(target: Target, body: &[u8], deadline: Instant) -> ThroughputStats {
-    let mut stats = ThroughputStats::default();
-    let mut conn: Option<Conn> = None;
-    let mut answer = Vec::with_capacity(64 << 10);
-    let mut consecutive_failures = 0;
-    for sent_before in 0..MAX_REQUESTS_PER_WORKER {
-        // Every worker sends at least one request, so a zero duration sends exactly one.
-        let over = sent_before > 0 && Instant::now() >= deadline;
-        if over || consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
-            break;
+/// Requests sent one at a time on this thread, round-robin over several kinds, each kind on
+/// its own keep-alive connection, kept from one [`Sequential::run`] to the next.
+pub struct Sequential {
+    requests: Vec<Request>,
+    conns: Vec<Option<Conn>>,
+    next: usize,
+    answer: Vec<u8>,
+}
+
+impl Sequential {
+    /// Nothing is sent until [`Sequential::run`].
+    pub fn new(requests: Vec<Request>) -> Sequential {
+        let conns = requests.iter().map(|_| None).collect();
+        Sequential {
+            requests,
+            conns,
+            next: 0,
+            answer: Vec::with_capacity(64 << 10),
         }
-        let sent = Instant::now();
-        let outcome = match conn.take() {
-            Some(open) => Ok(open),
-            None => Conn::open(target.addr),
-        }
-        .and_then(|mut open| {
-            let reusable = request_once(&mut open, &target, body, &mut answer)?;
-            Ok(reusable.then_some(open))
-        });
-        match outcome {
-            Ok(reusable) => {
-                let micros = i64::try_from(sent.elapsed().as_micros()).unwrap_or(i64::MAX);
-                stats.latencies_us.push(micros);
-                stats.ok += 1;
-                consecutive_failures = 0;
-                conn = reusable;
+    }
+
+    /// Sends `count` requests, or fewer when `limit` has passed (at least one, so a zero
+    /// limit sends exactly one) or too many failed in a row.
+    pub fn run(&mut self, count: u64, limit: Duration) -> ThroughputStats {
+        let began = Instant::now();
+        let mut stats = ThroughputStats::default();
+        let mut consecutive_failures = 0;
+        for sent_before in 0..count {
+            let over = sent_before > 0 && began.elapsed() >= limit;
+            if over || consecutive_failures >= MAX_CONSECUTIVE_FAILURES || self.requests.is_empty()
+            {
+                break;
             }
-            Err(error) => {
-                stats.failed += 1;
-                consecutive_failures += 1;
-                if stats.first_error.is_none() {
-                    stats.first_error = Some(error.to_string());
+            let index = self.next % self.requests.len();
+            self.next = self.next.wrapping_add(1);
+            let request = &self.requests[index];
+            let sent = Instant::now();
+            let outcome = match self.conns[index].take() {
+                Some(open) => Ok(open),
+                None => Conn::open(request.target.addr),
+            }
+            .and_then(|mut open| {
+                let reusable = request_once(&mut open, request, &mut self.answer)?;
+                Ok(reusable.then_some(open))
+            });
+            match outcome {
+                Ok(reusable) => {
+                    let micros = i64::try_from(sent.elapsed().as_micros()).unwrap_or(i64::MAX);
+                    stats.latencies_us.push(micros);
+                    stats.ok += 1;
+                    consecutive_failures = 0;
+                    self.conns[index] = reusable;
+                }
+                Err(error) => {
+                    stats.failed += 1;
+                    consecutive_failures += 1;
+                    if stats.first_error.is_none() {
+                        stats.first_error = Some(error.to_string());
+                    }
                 }
             }
         }
+        stats.elapsed = began.elapsed();
+        stats
     }
-    stats
 }
 
 /// One request read to the end and checked. Returns whether the connection is reusable.
-fn request_once(
-    conn: &mut Conn,
-    target: &Target,
-    body: &[u8],
-    answer: &mut Vec<u8>,
-) -> io::Result<bool> {
-    let head = conn.post(target, body)?;
+fn request_once(conn: &mut Conn, request: &Request, answer: &mut Vec<u8>) -> io::Result<bool> {
+    let head = conn.post(&request.target, &request.body)?;
     let mut reader = BodyReader::new(&mut conn.reader, head.framing(false));
     answer.clear();
     (&mut reader).take(MAX_BODY_BYTES).read_to_end(answer)?;
@@ -500,7 +383,11 @@ fn request_once(
             String::from_utf8_lossy(&answer[..answer.len().min(300)])
         )));
     }
-    if !target.via.is_complete_answer(answer) {
+    if !request
+        .target
+        .via
+        .is_complete_answer(answer, request.stream)
+    {
         return Err(io::Error::other("incomplete answer"));
     }
     Ok(reader.is_done() && head.keeps_alive())
@@ -515,7 +402,7 @@ pub struct HeldStreams {
 impl HeldStreams {
     /// Opens `count` streams of `scenario` through `target`.
     pub fn open(target: Target, scenario: Scenario, count: usize) -> io::Result<HeldStreams> {
-        let body = Arc::new(request_body(target.via, scenario, true));
+        let body = Request::new(target, scenario, true).body;
         let (signal, first_events) = mpsc::channel();
         let mut workers = Vec::with_capacity(count);
         for index in 0..count {

@@ -4,7 +4,8 @@
 //! failing benchmark never leaves it behind.
 //!
 //! Also reads the child's `/proc/<pid>/status` (VmRSS, VmHWM, Threads) and `/proc/<pid>/stat`
-//! (CPU time) for the memory and throughput figures.
+//! (CPU time) for the memory and CPU figures, and times how long it took from being spawned
+//! to its first successful `/healthz`.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -21,6 +22,10 @@ pub const PROXY_KEY: &str = "bench-key";
 /// How long the proxy may take to answer `/healthz` after it was started.
 const START_DEADLINE: Duration = Duration::from_secs(15);
 
+/// Pause between `/healthz` attempts during start-up: short, because the time to the first
+/// success is a reported figure (a refused loopback connection costs microseconds).
+const START_POLL: Duration = Duration::from_millis(1);
+
 /// The Linux clock tick userspace sees in `/proc/<pid>/stat` (fixed at 100 Hz on every
 /// architecture Rust targets; std has no `sysconf`).
 const USER_HZ: u64 = 100;
@@ -32,6 +37,8 @@ pub struct ProxyProcess {
     scratch: PathBuf,
     /// The `WORKERS` it was started with.
     pub workers: usize,
+    /// From just before the spawn to the first `/healthz` that answered 200.
+    pub started_in: Duration,
 }
 
 /// One reading of the child's `/proc/<pid>/status`.
@@ -49,10 +56,32 @@ impl ProxyProcess {
     /// Starts the binary with `workers` worker threads against `upstream_base` and waits for
     /// `/healthz` to answer 200.
     pub fn start(upstream_base: &str, workers: usize, scratch_root: &Path) -> io::Result<Self> {
+        ProxyProcess::start_wrapped(upstream_base, workers, scratch_root, &[], START_DEADLINE)
+    }
+
+    /// Like [`ProxyProcess::start`], but runs `wrapper… <binary>` (valgrind, say) and waits
+    /// up to `deadline` for `/healthz`.
+    pub fn start_wrapped(
+        upstream_base: &str,
+        workers: usize,
+        scratch_root: &Path,
+        wrapper: &[String],
+        deadline: Duration,
+    ) -> io::Result<Self> {
         let port = free_port()?;
         let scratch = scratch_root.join(format!("proxy-{port}"));
         std::fs::create_dir_all(&scratch)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_codex-sub-proxy"))
+        let spawned = Instant::now();
+        let binary = env!("CARGO_BIN_EXE_codex-sub-proxy");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .current_dir(&scratch)
             .env_clear()
             .env("HOST", "127.0.0.1")
@@ -74,8 +103,10 @@ impl ProxyProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             scratch,
             workers,
+            started_in: Duration::ZERO,
         };
-        proxy.wait_healthy()?;
+        proxy.wait_healthy(spawned + deadline)?;
+        proxy.started_in = spawned.elapsed();
         Ok(proxy)
     }
 
@@ -104,12 +135,11 @@ impl ProxyProcess {
 
     /// User plus system CPU time of the whole process so far.
     pub fn cpu_time(&self) -> io::Result<Duration> {
-        cpu_time_of(&format!("/proc/{}/stat", self.child.id()))
+        cpu_time_of_pid(self.child.id())
     }
 
     /// Polls `GET /healthz` until it answers 200, the child exits, or the deadline passes.
-    fn wait_healthy(&mut self) -> io::Result<()> {
-        let deadline = Instant::now() + START_DEADLINE;
+    fn wait_healthy(&mut self, deadline: Instant) -> io::Result<()> {
         loop {
             if let Some(status) = self.child.try_wait()? {
                 return Err(io::Error::other(format!(
@@ -125,8 +155,27 @@ impl ProxyProcess {
                     "the proxy did not answer /healthz in time",
                 ));
             }
+            std::thread::sleep(START_POLL);
+        }
+    }
+}
+
+impl ProxyProcess {
+    /// Asks the proxy to shut down (SIGTERM, so a wrapper such as valgrind writes its
+    /// output) and waits up to `limit` for it to exit; kills it after that. Returns whether
+    /// it exited by itself.
+    pub fn terminate(mut self, limit: Duration) -> io::Result<bool> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(true);
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(false)
     }
 }
 
@@ -141,6 +190,11 @@ impl Drop for ProxyProcess {
 /// User plus system CPU time of this benchmark process (fake backend plus load generator).
 pub fn own_cpu_time() -> io::Result<Duration> {
     cpu_time_of("/proc/self/stat")
+}
+
+/// User plus system CPU time of process `pid` so far (all its threads, live and ended).
+pub fn cpu_time_of_pid(pid: u32) -> io::Result<Duration> {
+    cpu_time_of(&format!("/proc/{pid}/stat"))
 }
 
 fn cpu_time_of(stat_path: &str) -> io::Result<Duration> {
@@ -162,7 +216,7 @@ fn cpu_time_of(stat_path: &str) -> io::Result<Duration> {
 }
 
 /// A port that was free a moment ago (the proxy binds it next).
-fn free_port() -> io::Result<u16> {
+pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

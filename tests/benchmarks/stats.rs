@@ -70,6 +70,11 @@ impl Table {
         }
     }
 
+    /// Whether the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     /// Appends a row (one cell per header).
     pub fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
@@ -147,4 +152,22 @@ impl Csv {
         }
         std::fs::write(path, text)
     }
+}
+
+/// The least-squares line through `points`: `(intercept, slope)`; `None` unless at least two
+/// distinct x values.
+pub fn fit_line(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let count = points.len() as f64;
+    let mean_x = points.iter().map(|(x, _)| x).sum::<f64>() / count;
+    let mean_y = points.iter().map(|(_, y)| y).sum::<f64>() / count;
+    let spread: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
+    if points.len() < 2 || spread <= 0.0 {
+        return None;
+    }
+    let covariance: f64 = points
+        .iter()
+        .map(|(x, y)| (x - mean_x) * (y - mean_y))
+        .sum();
+    let slope = covariance / spread;
+    Some((mean_y - slope * mean_x, slope))
 }

@@ -1,0 +1,381 @@
+//! Sections 5, `events`, and 6, `concurrency`: how the cost grows.
+//!
+//! 5. Per-request cost against the number of events in a stream: sequential streaming
+//!    requests of 10, 100, 1,000 and 10,000 deltas (no pauses), on every path. Wall time per
+//!    request, the relay's CPU per request and per event (each stream carries 8 events
+//!    besides its deltas), and the marginal CPU per event between neighbouring rows. Cost
+//!    should be linear in events: the CPU per event at 10,000 deltas at most 1.25 × that at
+//!    1,000 (less is fine: longer streams spread the fixed cost of a request thinner).
+//! 6. Cost against concurrency: 1, 16, 64 and 256 streams at once, on the 300-worker proxy
+//!    (so every stream has a worker). Every row streams 256 responses of 40 deltas (1 × 256
+//!    one after another, 16 × 16, 64 × 4, 256 × 1) with the same total rate of deltas
+//!    (each stream's pause is the number of streams × 125 µs), so only the concurrency
+//!    changes. The relay's CPU per event and the delay it adds per delta (p50, p99, against
+//!    direct at the same concurrency) should stay flat: at 256 streams within 25 % of 1.
+
+use std::time::{Duration, Instant};
+
+use crate::fast_fake::{FRAMING_EVENTS, Scenario};
+use crate::load::{Sequential, StreamStats, run_streams};
+use crate::proxy_process::ProxyProcess;
+use crate::report::verdict;
+use crate::stats::{Summary, Table, fit_line, ms};
+use crate::via::{Request, Target, Via};
+use crate::{Bench, BenchResult};
+
+/// Section 5: (deltas per stream, requests): 2 × 10^5 events per row past the first, so
+/// that each row's CPU time spans enough 10 ms ticks.
+const EVENT_ROWS: [(usize, u64); 4] = [(10, 2000), (100, 1000), (1000, 200), (10_000, 20)];
+
+/// Section 5: bound on each row.
+const EVENT_ROW_LIMIT: Duration = Duration::from_secs(10);
+
+/// Section 6: (concurrent streams, streams per connection): 256 streams per row.
+const CONCURRENCY_ROWS: [(usize, usize); 4] = [(1, 256), (16, 16), (64, 4), (256, 1)];
+
+/// Section 6: deltas per stream, and the pause between deltas of one stream per stream
+/// running (so the rate of deltas over all streams stays at about 8,000/s).
+const CONCURRENCY_DELTAS: usize = 40;
+const PAUSE_PER_STREAM: Duration = Duration::from_micros(125);
+
+/// Section 6: each row runs in at most this many parts, the paths taking turns.
+const CHUNKS: usize = 4;
+
+/// How far the cost may drift (linearity, flatness) before it counts as growth.
+const DRIFT_TARGET: f64 = 1.25;
+
+/// Runs section 5 against `proxy`.
+pub fn events(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
+    let mut table = Table::new(
+        "5. Cost per request against events per stream (sequential streaming requests, deltas of 32 bytes without pauses; an event is a delta or one of the 8 other events)",
+        &[
+            "deltas",
+            "path",
+            "requests",
+            "failed",
+            "wall p50 ms",
+            "wall added p50 ms",
+            "relay CPU µs / request",
+            "relay CPU µs / event",
+            "marginal µs / event",
+        ],
+    );
+    let mut fits = Table::new(
+        "5b. Linearity: relay CPU per request ≈ fixed + per event × events (least squares over the rows)",
+        &[
+            "path",
+            "fixed µs / request",
+            "µs / event",
+            "µs / event vs nginx",
+            "µs / event at 10k / at 1k",
+            "target",
+            "met",
+        ],
+    );
+    let mut direct_wall: Vec<i64> = Vec::with_capacity(EVENT_ROWS.len());
+    let mut nginx_per_event = None;
+    for target in bench.paths(proxy) {
+        let via = target.via;
+        let path = via.label();
+        // (events per request, relay CPU µs per request) of each row.
+        let mut costs: Vec<(f64, f64)> = Vec::with_capacity(EVENT_ROWS.len());
+        for (row, (deltas, requests)) in EVENT_ROWS.into_iter().enumerate() {
+            let scenario = Scenario {
+                deltas,
+                delta_bytes: 32,
+                delay: Duration::ZERO,
+            };
+            let events = (deltas + FRAMING_EVENTS) as f64;
+            let mut sequence = Sequential::new(vec![Request::new(target, scenario, true)]);
+            let before = bench.relay_cpu(via, proxy)?;
+            let mut run = sequence.run(requests, EVENT_ROW_LIMIT);
+            let cpu = bench
+                .relay_cpu(via, proxy)?
+                .zip(before)
+                .map(|(after, before)| after.saturating_sub(before));
+            let wall = Summary::of(&mut run.latencies_us);
+            if via == Via::Direct {
+                direct_wall.push(wall.p50);
+            }
+            let added = direct_wall.get(row).map(|direct| wall.p50 - direct);
+            let per_request = cpu
+                .filter(|_| run.ok > 0 && run.failed == 0)
+                .map(|cpu| cpu.as_micros() as f64 / run.ok as f64);
+            let marginal = per_request
+                .zip(costs.last())
+                .map(|(now, (events_before, before))| (now - before) / (events - events_before));
+            if let Some(per_request) = per_request {
+                costs.push((events, per_request));
+            }
+            let cell = |value: Option<f64>, decimals: usize| {
+                value.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
+            };
+            table.row(vec![
+                deltas.to_string(),
+                path.into(),
+                run.ok.to_string(),
+                run.failed.to_string(),
+                ms(wall.p50),
+                if via == Via::Direct {
+                    "-".into()
+                } else {
+                    added.map_or_else(|| "n/a".into(), ms)
+                },
+                cell(per_request, 0),
+                cell(per_request.map(|c| c / events), 2),
+                cell(marginal, 2),
+            ]);
+            let scenario = format!("deltas-{deltas}");
+            let csv = &mut bench.report.csv;
+            csv.add("events", &scenario, path, "requests", run.ok, "");
+            csv.add("events", &scenario, path, "failed", run.failed, "");
+            csv.add("events", &scenario, path, "wall_p50", wall.p50, "us");
+            if let Some(per_request) = per_request {
+                let value = format!("{per_request:.1}");
+                csv.add(
+                    "events",
+                    &scenario,
+                    path,
+                    "relay_cpu_per_request",
+                    value,
+                    "us",
+                );
+                let value = format!("{:.3}", per_request / events);
+                csv.add(
+                    "events",
+                    &scenario,
+                    path,
+                    "relay_cpu_per_event",
+                    value,
+                    "us",
+                );
+            }
+            if let Some(error) = run.first_error {
+                bench.report.text(&format!(
+                    "note: events {deltas} {path}: first failure: {error}\n"
+                ));
+            }
+        }
+        if via == Via::Direct {
+            continue;
+        }
+        let fit = fit_line(&costs);
+        // CPU per event at the last row over the one before (10,000 and 1,000 deltas).
+        let per_event = |row: usize| costs.get(row).map(|(events, cost)| cost / events);
+        let drift = per_event(3)
+            .zip(per_event(2))
+            .filter(|(_, earlier)| *earlier > 0.0)
+            .map(|(later, earlier)| later / earlier);
+        if via == Via::Nginx {
+            nginx_per_event = fit.map(|(_, slope)| slope);
+        }
+        let met = drift.map(|d| d <= DRIFT_TARGET);
+        fits.row(vec![
+            path.into(),
+            fit.map_or_else(|| "n/a".into(), |(fixed, _)| format!("{fixed:.0}")),
+            fit.map_or_else(|| "n/a".into(), |(_, slope)| format!("{slope:.2}")),
+            match (via, fit, nginx_per_event) {
+                (Via::Nginx, _, _) => "-".into(),
+                (_, Some((_, slope)), Some(nginx)) if nginx > 0.0 => {
+                    format!("{:.1}×", slope / nginx)
+                }
+                _ => "n/a".into(),
+            },
+            drift.map_or_else(|| "n/a".into(), |d| format!("{d:.2}")),
+            format!("<= {DRIFT_TARGET:.2}"),
+            verdict(met),
+        ]);
+        if via != Via::Nginx {
+            bench.report.target(
+                "5 events",
+                &format!("linear in events, {path}: CPU/event at 10,000 deltas over at 1,000"),
+                &format!("<= {DRIFT_TARGET:.2}"),
+                &drift.map_or_else(|| "n/a".into(), |d| format!("{d:.2}")),
+                met,
+            );
+        }
+        let csv = &mut bench.report.csv;
+        if let Some((fixed, slope)) = fit {
+            csv.add(
+                "events",
+                "fit",
+                path,
+                "fixed_per_request",
+                format!("{fixed:.1}"),
+                "us",
+            );
+            csv.add(
+                "events",
+                "fit",
+                path,
+                "per_event",
+                format!("{slope:.3}"),
+                "us",
+            );
+        }
+        if let Some(drift) = drift {
+            let value = format!("{drift:.3}");
+            csv.add("events", "fit", path, "per_event_10k_over_1k", value, "");
+        }
+    }
+    bench.report.table(&table);
+    bench.report.table(&fits);
+    Ok(())
+}
+
+/// Runs section 6 against `proxy` (which should have a worker per stream).
+pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
+    let mut table = Table::new(
+        &format!(
+            "6. Cost against concurrency (WORKERS={}; 256 streams of 40 deltas per row, pause per stream = streams × 125 µs)",
+            proxy.workers
+        ),
+        &[
+            "streams",
+            "path",
+            "streams ok",
+            "failed",
+            "delay p50 µs",
+            "delay p99 µs",
+            "added p50 µs",
+            "added p99 µs",
+            "relay CPU µs / event",
+            "vs 1 stream",
+            "wall s",
+        ],
+    );
+    let targets: Vec<Target> = bench.paths(proxy);
+    // Per path: relay CPU per event at 1 stream, and at the last row.
+    let mut first_cost: Vec<(Via, f64)> = Vec::new();
+    let mut last_cost: Vec<(Via, f64)> = Vec::new();
+    for (concurrency, rounds) in CONCURRENCY_ROWS {
+        let scenario = Scenario {
+            deltas: CONCURRENCY_DELTAS,
+            delta_bytes: 32,
+            delay: PAUSE_PER_STREAM * u32::try_from(concurrency).unwrap_or(u32::MAX),
+        };
+        let events = (concurrency * rounds * (CONCURRENCY_DELTAS + FRAMING_EVENTS)) as f64;
+        // The paths take turns in up to CHUNKS parts, so a burst of load from elsewhere lands
+        // on all of them alike; each part's CPU is read around that part alone (the proxy
+        // serves two of the paths).
+        let chunks = rounds.min(CHUNKS);
+        let mut measured: Vec<(StreamStats, Option<Duration>, Duration)> = targets
+            .iter()
+            .map(|_| (StreamStats::default(), Some(Duration::ZERO), Duration::ZERO))
+            .collect();
+        for chunk in 0..chunks {
+            let part = rounds / chunks + usize::from(chunk < rounds % chunks);
+            for (target, (run, cpu, wall)) in targets.iter().zip(&mut measured) {
+                let before = bench.relay_cpu(target.via, proxy)?;
+                let began = Instant::now();
+                run.merge(run_streams(*target, scenario, concurrency, part)?);
+                *wall += began.elapsed();
+                let used = bench
+                    .relay_cpu(target.via, proxy)?
+                    .zip(before)
+                    .map(|(after, before)| after.saturating_sub(before));
+                *cpu = cpu.zip(used).map(|(total, used)| total + used);
+            }
+        }
+        let mut direct: Option<Summary> = None;
+        for (target, (mut run, cpu, wall)) in targets.iter().zip(measured) {
+            let via = target.via;
+            let path = via.label();
+            let delay = Summary::of(&mut run.delays_us);
+            if via == Via::Direct {
+                direct = Some(delay);
+            }
+            let added = direct
+                .filter(|_| via != Via::Direct)
+                .map(|d| (delay.p50 - d.p50, delay.p99 - d.p99));
+            let per_event = cpu
+                .filter(|_| run.failed == 0)
+                .map(|cpu| cpu.as_micros() as f64 / events);
+            if let Some(cost) = per_event {
+                if concurrency == CONCURRENCY_ROWS[0].0 {
+                    first_cost.push((via, cost));
+                }
+                last_cost.retain(|(v, _)| *v != via);
+                last_cost.push((via, cost));
+            }
+            let relative =
+                per_event.zip(first_cost.iter().find(|(v, _)| *v == via).map(|(_, c)| *c));
+            let relative = relative
+                .filter(|(_, first)| *first > 0.0)
+                .map(|(now, first)| now / first);
+            table.row(vec![
+                concurrency.to_string(),
+                path.into(),
+                run.complete.to_string(),
+                run.failed.to_string(),
+                delay.p50.to_string(),
+                delay.p99.to_string(),
+                added.map_or_else(|| "-".into(), |(p50, _)| p50.to_string()),
+                added.map_or_else(|| "-".into(), |(_, p99)| p99.to_string()),
+                per_event.map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                relative.map_or_else(|| "-".into(), |r| format!("{r:.2}")),
+                format!("{:.1}", wall.as_secs_f64()),
+            ]);
+            let scenario = format!("streams-{concurrency}");
+            let csv = &mut bench.report.csv;
+            csv.add(
+                "concurrency",
+                &scenario,
+                path,
+                "streams_ok",
+                run.complete,
+                "",
+            );
+            csv.add(
+                "concurrency",
+                &scenario,
+                path,
+                "streams_failed",
+                run.failed,
+                "",
+            );
+            csv.add("concurrency", &scenario, path, "delay_p50", delay.p50, "us");
+            csv.add("concurrency", &scenario, path, "delay_p99", delay.p99, "us");
+            if let Some((p50, p99)) = added {
+                csv.add("concurrency", &scenario, path, "added_p50", p50, "us");
+                csv.add("concurrency", &scenario, path, "added_p99", p99, "us");
+            }
+            if let Some(cost) = per_event {
+                let value = format!("{cost:.3}");
+                csv.add(
+                    "concurrency",
+                    &scenario,
+                    path,
+                    "relay_cpu_per_event",
+                    value,
+                    "us",
+                );
+            }
+            if let Some(error) = run.first_error {
+                bench.report.text(&format!(
+                    "note: concurrency {concurrency} {path}: first failure: {error}\n"
+                ));
+            }
+        }
+    }
+    bench.report.table(&table);
+    let last = CONCURRENCY_ROWS[CONCURRENCY_ROWS.len() - 1].0;
+    for via in [Via::Proxy, Via::Chat] {
+        let cost = |costs: &[(Via, f64)]| costs.iter().find(|(v, _)| *v == via).map(|(_, c)| *c);
+        let ratio = cost(&last_cost)
+            .zip(cost(&first_cost))
+            .filter(|(_, first)| *first > 0.0)
+            .map(|(last, first)| last / first);
+        bench.report.target(
+            "6 concurrency",
+            &format!(
+                "flat in concurrency, {}: relay CPU/event at {last} streams over at 1",
+                via.label()
+            ),
+            &format!("<= {DRIFT_TARGET:.2}"),
+            &ratio.map_or_else(|| "n/a".into(), |r| format!("{r:.2}")),
+            ratio.map(|r| r <= DRIFT_TARGET),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! The four ways a benchmark request can go, and everything that differs between them: the
+//! path, the key, the body, how a delta, the end of a stream and a complete answer look.
+//!
+//! - [`Via::Direct`]: straight to the fast fake (its SSE as is), the baseline.
+//! - [`Via::Nginx`]: the same request through nginx as a plain reverse proxy (`nginx.rs`),
+//!   the reference for what a relay that does nothing but relay costs.
+//! - [`Via::Proxy`]: the proxy's `/v1/responses`, the same events relayed.
+//! - [`Via::Chat`]: the proxy's `/v1/chat/completions`, the events translated into chat chunks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::fast_fake::{ACCESS_TOKEN, RESPONSES_PATH, Scenario};
+use crate::proxy_process::PROXY_KEY;
+
+/// Which way a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Straight to the fake backend.
+    Direct,
+    /// Through nginx, a plain reverse proxy in front of the fake.
+    Nginx,
+    /// Through the proxy's `/v1/responses`.
+    Proxy,
+    /// Through the proxy's `/v1/chat/completions`.
+    Chat,
+}
+
+impl Via {
+    /// `direct`, `nginx`, `proxy` or `chat`, for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Via::Direct => "direct",
+            Via::Nginx => "nginx",
+            Via::Proxy => "proxy",
+            Via::Chat => "chat",
+        }
+    }
+
+    /// Whether the answer is the fake's SSE stream as is (whatever `stream` asked for): the
+    /// fake always streams, and nginx relays without looking.
+    pub fn is_raw(self) -> bool {
+        matches!(self, Via::Direct | Via::Nginx)
+    }
+
+    /// The request path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Via::Direct | Via::Nginx => RESPONSES_PATH,
+            Via::Proxy => "/v1/responses",
+            Via::Chat => "/v1/chat/completions",
+        }
+    }
+
+    /// The bearer to send.
+    pub fn bearer(self) -> &'static str {
+        match self {
+            Via::Direct | Via::Nginx => ACCESS_TOKEN,
+            Via::Proxy | Via::Chat => PROXY_KEY,
+        }
+    }
+
+    /// What precedes the send stamp in a delta frame: the Responses event's `delta`, or the
+    /// chat chunk's `choices[0].delta.content`.
+    pub fn stamp_mark(self) -> &'static [u8] {
+        match self {
+            Via::Direct | Via::Nginx | Via::Proxy => b"\"delta\":\"t=",
+            Via::Chat => b"\"content\":\"t=",
+        }
+    }
+
+    /// Reads one stream frame that is not a delta.
+    pub fn note_frame(self, frame: &[u8], end: &mut StreamEnd) {
+        match self {
+            Via::Direct | Via::Nginx | Via::Proxy => {
+                end.completed |= find(frame, b"event: response.completed").is_some();
+            }
+            // A chat stream is complete when a chunk finished with `stop` and `[DONE]` followed.
+            Via::Chat => {
+                if find(frame, b"\"finish_reason\":\"stop\"").is_some() {
+                    end.finished = true;
+                } else if find(frame, b"data: [DONE]").is_some() {
+                    end.completed = end.finished;
+                }
+            }
+        }
+    }
+
+    /// Whether an answer read to its end is a complete one: a stream (`streamed`, or any
+    /// raw answer) that ended as it should, or one aggregated JSON object.
+    pub fn is_complete_answer(self, answer: &[u8], streamed: bool) -> bool {
+        // The chat stream's last chunks (finish, usage, `[DONE]`) are short.
+        let tail = &answer[answer.len().saturating_sub(4 << 10)..];
+        match self {
+            Via::Direct | Via::Nginx => ends_with_completed(answer),
+            Via::Proxy if streamed => ends_with_completed(answer),
+            Via::Proxy => {
+                find(answer, b"\"status\":\"completed\"").is_some()
+                    && find(answer, b"\"output_text\"").is_some()
+            }
+            Via::Chat if streamed => {
+                find(tail, b"\"finish_reason\":\"stop\"").is_some()
+                    && find(tail, b"data: [DONE]").is_some()
+            }
+            Via::Chat => {
+                find(answer, b"\"object\":\"chat.completion\"").is_some()
+                    && find(answer, b"\"finish_reason\":\"stop\"").is_some()
+                    && find(answer, b"\"content\":\"t=").is_some()
+            }
+        }
+    }
+}
+
+/// How far a stream got towards its end.
+#[derive(Debug, Default)]
+pub struct StreamEnd {
+    /// Chat only: a chunk carried `"finish_reason":"stop"`.
+    finished: bool,
+    /// The stream ended as it should (`response.completed`, or `stop` then `[DONE]`).
+    pub completed: bool,
+}
+
+/// Where requests go.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Which way.
+    pub via: Via,
+}
+
+impl Target {
+    /// `direct`, `nginx`, `proxy` or `chat`, for tables.
+    pub fn label(&self) -> &'static str {
+        self.via.label()
+    }
+}
+
+/// One kind of request: where it goes and what it sends.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Where it goes.
+    pub target: Target,
+    /// The body, shared by every thread that sends it.
+    pub body: Arc<Vec<u8>>,
+    /// Whether the answer is a stream (always so for raw ways).
+    pub stream: bool,
+}
+
+impl Request {
+    /// A request for `scenario` through `target`; `stream` only matters through the proxy.
+    pub fn new(target: Target, scenario: Scenario, stream: bool) -> Request {
+        let stream = stream || target.via.is_raw();
+        Request {
+            target,
+            body: Arc::new(request_body(target.via, scenario, stream)),
+            stream,
+        }
+    }
+}
+
+/// A request body for `via` asking the fake for `scenario`: a Responses body with a `bench`
+/// field, or for chat a single user message `bench:{…}` (chat drops unknown fields).
+pub fn request_body(via: Via, scenario: Scenario, stream: bool) -> Vec<u8> {
+    match via {
+        Via::Direct | Via::Nginx | Via::Proxy => json!({
+            "model": "gpt-5.5",
+            "input": "Benchmark: stream some text.",
+            "stream": stream,
+            "bench": scenario.to_json(),
+        }),
+        Via::Chat => json!({
+            "model": "gpt-5.5",
+            "messages": [{"role": "user", "content": scenario.to_message()}],
+            "stream": stream,
+        }),
+    }
+    .to_string()
+    .into_bytes()
+}
+
+/// The first position of `needle` in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether the last event of an SSE answer is `response.completed` (the proxy fills that
+/// event's `output`, so it can be far longer than any fixed tail).
+fn ends_with_completed(answer: &[u8]) -> bool {
+    rfind(answer, b"\nevent: ")
+        .is_some_and(|at| answer[at + 1..].starts_with(b"event: response.completed\n"))
+}
+
+/// The last position of `needle` in `haystack`.
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
