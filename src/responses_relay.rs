@@ -47,7 +47,7 @@ impl ResponsesTranscript {
     /// Records one upstream event and returns the client frame to relay for it, or `None`
     /// for frames that are not JSON objects (skipped, as the Codex CLI skips them).
     pub fn relay(&mut self, event: &SseEvent) -> Option<Vec<u8>> {
-        if is_delta(event) {
+        if is_passthrough(event) {
             return self
                 .observe_delta(event)
                 .then(|| encode_frame(event.event.as_deref(), &event.data));
@@ -74,7 +74,7 @@ impl ResponsesTranscript {
 
     /// Records one upstream event without producing a frame (non-streaming callers).
     pub fn record(&mut self, event: &SseEvent) {
-        if is_delta(event) {
+        if is_passthrough(event) {
             self.observe_delta(event);
             return;
         }
@@ -86,9 +86,9 @@ impl ResponsesTranscript {
         }
     }
 
-    /// The cheap path for the many `*.delta` events, which change nothing the transcript keeps
-    /// but the sequence number: the JSON is checked and the number read without building a
-    /// tree (most of a relay's CPU went into parsing deltas). Returns false for a frame that is
+    /// The cheap path for events that change nothing the transcript keeps but the sequence
+    /// number (deltas above all, and the large `response.created`): the JSON is checked and the
+    /// number read without building a tree (most of a relay's CPU went into such parsing). Returns false for a frame that is
     /// not a JSON object (skipped).
     fn observe_delta(&mut self, event: &SseEvent) -> bool {
         match serde_json::from_str::<DeltaHead>(&event.data) {
@@ -224,12 +224,20 @@ struct DeltaHead {
     sequence_number: Option<u64>,
 }
 
-/// Whether the event is a `*.delta` by its SSE `event:` name (the backend names every frame).
-fn is_delta(event: &SseEvent) -> bool {
-    event
-        .event
-        .as_deref()
-        .is_some_and(|name| name.ends_with(".delta"))
+/// Whether the event changes nothing the transcript keeps but the sequence number, judged by
+/// its SSE `event:` name (the backend names every frame): everything except the finished items
+/// and the terminal events. Such events are relayed byte for byte without building a tree.
+fn is_passthrough(event: &SseEvent) -> bool {
+    event.event.as_deref().is_some_and(|name| {
+        !matches!(
+            name,
+            "response.output_item.done"
+                | "response.completed"
+                | "response.incomplete"
+                | "response.failed"
+                | "error"
+        )
+    })
 }
 
 /// The error for a stream that ended without a terminal event (contract §5.4).
