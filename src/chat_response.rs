@@ -205,7 +205,7 @@ fn citations(item: &Value, offset: usize) -> Vec<Value> {
                 annotation
                     .get(key)
                     .and_then(Value::as_u64)
-                    .map_or(0, |i| i + offset as u64)
+                    .map_or(0, |i| i.saturating_add(offset as u64))
             };
             out.push(json!({
                 "type": "url_citation",
@@ -256,7 +256,7 @@ pub fn chat_usage(usage: &Value) -> Option<Value> {
     let total = usage
         .get("total_tokens")
         .and_then(Value::as_u64)
-        .unwrap_or(prompt + completion);
+        .unwrap_or_else(|| prompt.saturating_add(completion));
     Some(json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,

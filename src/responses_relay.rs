@@ -91,10 +91,15 @@ impl ResponsesTranscript {
     /// number read without building a tree (most of a relay's CPU went into such parsing). Returns false for a frame that is
     /// not a JSON object (skipped).
     fn observe_delta(&mut self, event: &SseEvent) -> bool {
+        // serde reads a struct from an array too; only objects are events.
+        if !event.data.trim_start().starts_with('{') {
+            self.skipped_frames += 1;
+            return false;
+        }
         match serde_json::from_str::<DeltaHead>(&event.data) {
             Ok(head) => {
                 if let Some(sequence) = head.sequence_number {
-                    self.last_sequence = Some(sequence);
+                    self.note_sequence(sequence);
                 }
                 true
             }
@@ -105,10 +110,18 @@ impl ResponsesTranscript {
         }
     }
 
+    /// Keeps the highest sequence number seen, so a proxy-made error event comes after all.
+    fn note_sequence(&mut self, sequence: u64) {
+        self.last_sequence = Some(
+            self.last_sequence
+                .map_or(sequence, |seen| seen.max(sequence)),
+        );
+    }
+
     /// Updates the transcript from one event; returns true when the event was rewritten.
     fn observe(&mut self, value: &mut Value) -> bool {
         if let Some(sequence) = value.get("sequence_number").and_then(Value::as_u64) {
-            self.last_sequence = Some(sequence);
+            self.note_sequence(sequence);
         }
         match value.get("type").and_then(Value::as_str).unwrap_or("") {
             "response.output_item.done" => {
@@ -189,7 +202,7 @@ impl ResponsesTranscript {
     /// An in-band `error` event for a failure the proxy detected (EOF, timeout, reset),
     /// numbered after the last upstream event so strict clients accept it.
     pub fn error_frame(&mut self, error: &ProxyError) -> Vec<u8> {
-        let sequence = self.last_sequence.map_or(0, |s| s + 1);
+        let sequence = self.last_sequence.map_or(0, |s| s.saturating_add(1));
         self.last_sequence = Some(sequence);
         let frame = json!({
             "type": "error",

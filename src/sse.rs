@@ -138,6 +138,8 @@ pub struct SseReader<R> {
     parser: SseParser,
     line: Vec<u8>,
     done: bool,
+    /// Events completed by one physical line that held lone CRs (each ends a line in SSE).
+    pending: std::collections::VecDeque<SseEvent>,
 }
 
 impl<R: BufRead> SseReader<R> {
@@ -148,11 +150,15 @@ impl<R: BufRead> SseReader<R> {
             parser: SseParser::new(max_event_bytes),
             line: Vec::with_capacity(1024),
             done: false,
+            pending: std::collections::VecDeque::new(),
         }
     }
 
     /// The next event; `Ok(None)` at a clean EOF.
     pub fn next_event(&mut self) -> Result<Option<SseEvent>, SseError> {
+        if let Some(event) = self.pending.pop_front() {
+            return Ok(Some(event));
+        }
         if self.done {
             return Ok(None);
         }
@@ -172,7 +178,14 @@ impl<R: BufRead> SseReader<R> {
                     limit: self.parser.max_event_bytes,
                 });
             }
-            if let Some(event) = self.parser.push_line(&self.line)? {
+            // A lone CR also ends a line (SSE: CRLF, LF or CR), so one physical line may
+            // hold several.
+            for segment in strip_line_end(&self.line).split(|byte| *byte == b'\r') {
+                if let Some(event) = self.parser.push_line(segment)? {
+                    self.pending.push_back(event);
+                }
+            }
+            if let Some(event) = self.pending.pop_front() {
                 return Ok(Some(event));
             }
         }
@@ -187,12 +200,17 @@ impl<R: BufRead> SseReader<R> {
 /// Encodes one SSE frame for a client: `event:` when given, then the data lines, then a blank line.
 pub fn encode_frame(event: Option<&str>, data: &str) -> Vec<u8> {
     let mut frame = Vec::with_capacity(data.len() + 32);
+    // A name with a line break would end the field early and let the rest inject fields or
+    // whole frames; such a name is left out (the JSON `type` still says what the event is).
+    let event = event.filter(|name| !name.contains(['\r', '\n']));
     if let Some(event) = event {
         frame.extend_from_slice(b"event: ");
         frame.extend_from_slice(event.as_bytes());
         frame.push(b'\n');
     }
-    for line in data.split('\n') {
+    // Every line break SSE knows (CRLF, LF, CR) starts a new `data:` line; the client joins
+    // them with LF.
+    for line in data.split("\r\n").flat_map(|part| part.split(['\n', '\r'])) {
         frame.extend_from_slice(b"data: ");
         frame.extend_from_slice(line.as_bytes());
         frame.push(b'\n');
@@ -280,6 +298,21 @@ mod tests {
             reader.next_event(),
             Err(SseError::EventTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn a_lone_cr_ends_a_line() {
+        let parsed = events(b"data: one\r\rdata: two\r\r");
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[1].data, "two");
+    }
+
+    #[test]
+    fn names_with_line_breaks_are_dropped_and_data_breaks_kept() {
+        let frame = encode_frame(Some("x\n\ndata: injected"), "a\rb");
+        assert_eq!(frame, b"data: a\ndata: b\n\n".to_vec());
+        let parsed = events(&encode_frame(None, "\r"));
+        assert_eq!(parsed[0].data, "\n");
     }
 
     #[test]
