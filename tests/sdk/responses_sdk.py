@@ -14,13 +14,12 @@ Prints one line per check; exits non-zero on the first failure.
 """
 
 import json
-import os
 import sys
 import typing
 
 import openai
 import pydantic
-from openai import OpenAI
+from sdk_checks import check, client, env
 from openai.types.responses import (
     Response,
     ResponseCompletedEvent,
@@ -34,27 +33,6 @@ from openai.types.responses import (
 MODEL = "gpt-5.5"
 
 
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        sys.exit(f"environment variable {name} is not set")
-    return value
-
-
-def client():
-    return OpenAI(
-        base_url=env("OPENAI_BASE_URL"),
-        api_key=env("OPENAI_API_KEY"),
-        max_retries=0,
-        timeout=30.0,
-    )
-
-
-def check(condition, description, detail=""):
-    # Not `assert`: `python3 -O` would turn every check into a pass.
-    if not condition:
-        raise AssertionError(f"{description}: {detail}" if detail else description)
-    print(f"ok: {description}")
 
 
 # Fields the SDK's models require that the Codex backend does not send and the proxy passes on as it
