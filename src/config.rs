@@ -247,21 +247,15 @@ pub enum ChatSystemAs {
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::token_cache::redacted;
+        use crate::token_cache::Redacted;
         let keys = format!("<{} key(s), redacted>", self.proxy_api_keys.len());
         f.debug_struct("Config")
             .field("host", &self.host)
             .field("port", &self.port)
             .field("proxy_api_keys", &format_args!("{keys}"))
             .field("allow_no_auth", &self.allow_no_auth)
-            .field(
-                "access_token",
-                &format_args!("{}", redacted(self.access_token.as_deref())),
-            )
-            .field(
-                "refresh_token",
-                &format_args!("{}", redacted(self.refresh_token.as_deref())),
-            )
+            .field("access_token", &Redacted(self.access_token.as_deref()))
+            .field("refresh_token", &Redacted(self.refresh_token.as_deref()))
             .field("expires_at", &self.expires_at)
             .field("account_id", &self.account_id)
             .field("credentials_file", &self.credentials_file)

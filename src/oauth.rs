@@ -19,20 +19,11 @@ pub struct RefreshedTokens {
 
 impl std::fmt::Debug for RefreshedTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::token_cache::redacted;
+        use crate::token_cache::Redacted;
         f.debug_struct("RefreshedTokens")
-            .field(
-                "id_token",
-                &format_args!("{}", redacted(self.id_token.as_deref())),
-            )
-            .field(
-                "access_token",
-                &format_args!("{}", redacted(self.access_token.as_deref())),
-            )
-            .field(
-                "refresh_token",
-                &format_args!("{}", redacted(self.refresh_token.as_deref())),
-            )
+            .field("id_token", &Redacted(self.id_token.as_deref()))
+            .field("access_token", &Redacted(self.access_token.as_deref()))
+            .field("refresh_token", &Redacted(self.refresh_token.as_deref()))
             .finish()
     }
 }

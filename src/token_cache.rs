@@ -40,19 +40,23 @@ pub struct TokenSet {
     pub account_id: Option<String>,
 }
 
-/// Shows whether a secret is present, never the secret.
-pub fn redacted(secret: Option<&str>) -> &'static str {
-    if secret.is_some() {
-        "Some(<redacted>)"
-    } else {
-        "None"
+/// Debug-formats an optional secret as `Some(<redacted>)` or `None`, never the secret.
+pub struct Redacted<'a>(pub Option<&'a str>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Some(<redacted>)"
+        } else {
+            "None"
+        })
     }
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
-            .field("access_token", &format_args!("<redacted>"))
+            .field("access_token", &Redacted(Some(&self.access_token)))
             .field("account_id", &self.account_id)
             .finish()
     }
@@ -61,18 +65,9 @@ impl std::fmt::Debug for Credentials {
 impl std::fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSet")
-            .field(
-                "access_token",
-                &format_args!("{}", redacted(self.access_token.as_deref())),
-            )
-            .field(
-                "refresh_token",
-                &format_args!("{}", redacted(self.refresh_token.as_deref())),
-            )
-            .field(
-                "id_token",
-                &format_args!("{}", redacted(self.id_token.as_deref())),
-            )
+            .field("access_token", &Redacted(self.access_token.as_deref()))
+            .field("refresh_token", &Redacted(self.refresh_token.as_deref()))
+            .field("id_token", &Redacted(self.id_token.as_deref()))
             .field("expires_at", &self.expires_at)
             .field("account_id", &self.account_id)
             .finish()

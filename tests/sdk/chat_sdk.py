@@ -14,11 +14,10 @@ callers use. Prints one line per check; exits non-zero on the first failure.
 """
 
 import json
-import sys
 
 import openai
 import pydantic
-from sdk_checks import check, client, env
+from sdk_checks import check, client, env, run
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
 
 MODEL = "gpt-5.5"
@@ -339,13 +338,5 @@ SCENARIOS = {
 }
 
 
-def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
-        sys.exit(f"usage: {sys.argv[0]} <{'|'.join(SCENARIOS)}>")
-    print(f"openai {openai.__version__}, scenario {sys.argv[1]}")
-    SCENARIOS[sys.argv[1]]()
-    print(f"passed: {sys.argv[1]}")
-
-
 if __name__ == "__main__":
-    main()
+    run(SCENARIOS)

@@ -4,6 +4,7 @@ environment, a client that never retries, and checks that print what passed."""
 import os
 import sys
 
+import openai
 from openai import OpenAI
 
 
@@ -28,3 +29,11 @@ def check(condition, description, detail=""):
     if not condition:
         raise AssertionError(f"{description}: {detail}" if detail else description)
     print(f"ok: {description}")
+
+def run(scenarios):
+    """Runs the scenario named on the command line."""
+    if len(sys.argv) != 2 or sys.argv[1] not in scenarios:
+        sys.exit(f"usage: {sys.argv[0]} <{'|'.join(scenarios)}>")
+    print(f"openai {openai.__version__}, scenario {sys.argv[1]}")
+    scenarios[sys.argv[1]]()
+    print(f"passed: {sys.argv[1]}")
