@@ -18,6 +18,7 @@ use crate::chat_response::{
     CompletionMeta, SEPARATOR, chat_usage, finish_reason, message_text, reasoning_text,
 };
 use crate::error::ProxyError;
+use crate::json_body::to_text;
 use crate::sse::{SseEvent, encode_frame};
 use crate::stream_pump::StreamTranslator;
 
@@ -185,7 +186,7 @@ impl ChatStreamTranslator {
             "model": self.meta.model,
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
         });
-        encode_frame(None, &chunk.to_string())
+        encode_frame(None, &to_text(&chunk))
     }
 
     fn push_delta(&self, frames: &mut Vec<u8>, field: &str, delta: String) {
@@ -323,7 +324,7 @@ impl ChatStreamTranslator {
                 "choices": [],
                 "usage": usage,
             });
-            frames.extend(encode_frame(None, &chunk.to_string()));
+            frames.extend(encode_frame(None, &to_text(&chunk)));
         }
         self.finished = true;
         frames
@@ -349,7 +350,7 @@ impl StreamTranslator for ChatStreamTranslator {
     /// The chunk `{"error": {message, type, param, code}}`; the stream ends with it.
     fn error_frame(&mut self, error: &ProxyError) -> Vec<u8> {
         self.finished = true;
-        encode_frame(None, &json!({"error": error.error_object()}).to_string())
+        encode_frame(None, &to_text(&json!({"error": error.error_object()})))
     }
 
     /// `data: [DONE]`, after the last chunk (also after an error chunk).

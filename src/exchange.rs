@@ -110,7 +110,7 @@ impl Exchange {
     pub fn respond_json(&mut self, status: u16, body: &Value, headers: &[(String, String)]) {
         self.respond_bytes(
             status,
-            body.to_string().into_bytes(),
+            serde_json::to_vec(body).unwrap_or_default(),
             "application/json",
             headers,
         );

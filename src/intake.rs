@@ -49,7 +49,10 @@ pub fn read_body(
     let started = Instant::now();
     let capacity = request.body_length().unwrap_or(0).min(limit);
     let mut body = Vec::with_capacity(capacity);
-    let mut chunk = [0u8; 16 * 1024];
+    // Sized to the body when it is small: zeroing a fixed 16 KiB buffer cost more than reading
+    // a typical 1 KiB body.
+    let chunk_len = declared.map_or(16 * 1024, |length| length.saturating_add(1).min(16 * 1024));
+    let mut chunk = vec![0u8; chunk_len];
     let reader = request.as_reader();
     loop {
         if started.elapsed() > deadline {

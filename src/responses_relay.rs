@@ -10,6 +10,7 @@
 use serde_json::{Value, json};
 
 use crate::error::ProxyError;
+use crate::json_body::to_text;
 use crate::sse::{SseEvent, encode_frame};
 
 /// How a stream ended, once it has.
@@ -59,28 +60,30 @@ impl ResponsesTranscript {
                 return None;
             }
         };
-        let rewritten = self.observe(&mut value);
+        let rewritten = self.observe(&mut value, true);
         let kind = value
             .get("type")
             .and_then(Value::as_str)
             .map(str::to_string);
         let name = kind.as_deref().or(event.event.as_deref());
         if rewritten {
-            Some(encode_frame(name, &value.to_string()))
+            Some(encode_frame(name, &to_text(&value)))
         } else {
             Some(encode_frame(name, &event.data))
         }
     }
 
-    /// Records one upstream event without producing a frame (non-streaming callers).
+    /// Records one upstream event without producing a frame (non-streaming callers). The
+    /// answer is built from the finished items and the terminal event alone, so the events
+    /// the relay passes through (deltas above all) are not even parsed here: they can neither
+    /// add to the answer nor spoil it, and their sequence numbers matter only to a stream.
     pub fn record(&mut self, event: &SseEvent) {
         if is_passthrough(event) {
-            self.observe_delta(event);
             return;
         }
         match serde_json::from_str(&event.data) {
             Ok(mut value @ Value::Object(_)) => {
-                self.observe(&mut value);
+                self.observe(&mut value, false);
             }
             _ => self.skipped_frames += 1,
         }
@@ -119,25 +122,32 @@ impl ResponsesTranscript {
     }
 
     /// Updates the transcript from one event; returns true when the event was rewritten.
-    fn observe(&mut self, value: &mut Value) -> bool {
+    /// What the transcript keeps is moved out of `value`, and copied only when `value` is
+    /// still to be sent as a rewritten frame (`for_frame`).
+    fn observe(&mut self, value: &mut Value, for_frame: bool) -> bool {
         if let Some(sequence) = value.get("sequence_number").and_then(Value::as_u64) {
             self.note_sequence(sequence);
         }
         match value.get("type").and_then(Value::as_str).unwrap_or("") {
             "response.output_item.done" => {
-                if let Some(item) = value.get("item").filter(|i| i.is_object()) {
-                    let index = value
-                        .get("output_index")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(self.items.len() as u64);
-                    self.items.push((index, item.clone()));
+                let index = value
+                    .get("output_index")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(self.items.len() as u64);
+                // This event's frame is relayed as it came, so its item can be moved.
+                if let Some(item) = value.get_mut("item").filter(|i| i.is_object()) {
+                    self.items.push((index, item.take()));
                 }
                 false
             }
             kind @ ("response.completed" | "response.incomplete") => {
                 let completed = kind == "response.completed";
                 let rewritten = self.fill_output(value);
-                let response = value.get("response").cloned().unwrap_or_else(|| json!({}));
+                let response = match value.get_mut("response") {
+                    Some(response) if for_frame && rewritten => response.clone(),
+                    Some(response) => response.take(),
+                    None => json!({}),
+                };
                 self.ending = Some(if completed {
                     Ending::Completed(response)
                 } else {
@@ -168,7 +178,7 @@ impl ResponsesTranscript {
     }
 
     /// Puts the collected items into `response.output` when the upstream left it empty.
-    fn fill_output(&self, value: &mut Value) -> bool {
+    fn fill_output(&mut self, value: &mut Value) -> bool {
         let Some(response) = value.get_mut("response").and_then(Value::as_object_mut) else {
             return false;
         };
@@ -182,11 +192,13 @@ impl ResponsesTranscript {
         true
     }
 
-    /// The collected items in output order.
-    fn output_items(&self) -> Vec<Value> {
-        let mut items: Vec<&(u64, Value)> = self.items.iter().collect();
+    /// The collected items in output order, moved out: only the first terminal event is
+    /// answered, so nothing needs them afterwards.
+    fn output_items(&mut self) -> Vec<Value> {
+        let mut items = std::mem::take(&mut self.items);
+        // Stable: arrival order breaks ties.
         items.sort_by_key(|(index, _)| *index);
-        items.into_iter().map(|(_, item)| item.clone()).collect()
+        items.into_iter().map(|(_, item)| item).collect()
     }
 
     /// Whether a terminal event has been seen.
@@ -211,7 +223,7 @@ impl ResponsesTranscript {
             "param": error.param(),
             "sequence_number": sequence,
         });
-        encode_frame(Some("error"), &frame.to_string())
+        encode_frame(Some("error"), &to_text(&frame))
     }
 
     /// The stream's ending; an upstream EOF before any terminal event is an error.
@@ -331,6 +343,42 @@ mod tests {
         assert_eq!(response["output"].as_array().map(Vec::len), Some(2));
         assert_eq!(response["usage"]["total_tokens"], 8);
         assert_eq!(response["status"], "completed");
+    }
+
+    #[test]
+    fn aggregate_ignores_what_only_a_stream_needs() {
+        let mut transcript = ResponsesTranscript::new();
+        let broken_delta = SseEvent {
+            event: Some("response.output_text.delta".into()),
+            data: "{\"delta\":".into(),
+        };
+        transcript.record(&broken_delta);
+        for value in script() {
+            transcript.record(&event(value));
+        }
+        let response = transcript.into_response().expect("completed");
+        let ids: Vec<&Value> = response["output"]
+            .as_array()
+            .map(|items| items.iter().map(|item| &item["id"]).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, [&json!("rs_1"), &json!("msg_2")], "in output order");
+    }
+
+    #[test]
+    fn relayed_completion_keeps_its_response_for_the_frame() {
+        let mut transcript = ResponsesTranscript::new();
+        let frames: Vec<u8> = script()
+            .into_iter()
+            .filter_map(|value| transcript.relay(&event(value)))
+            .flatten()
+            .collect();
+        let completed = &parse_frames(&frames)[4];
+        assert_eq!(completed["response"]["usage"]["total_tokens"], 8);
+        assert_eq!(completed["response"]["output"][1]["id"], "msg_2");
+        match transcript.ending() {
+            Ok(Ending::Completed(response)) => assert_eq!(response["id"], "resp_1"),
+            other => panic!("expected a completed ending, got {other:?}"),
+        }
     }
 
     #[test]

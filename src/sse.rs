@@ -178,9 +178,18 @@ impl<R: BufRead> SseReader<R> {
                     limit: self.parser.max_event_bytes,
                 });
             }
+            let line = strip_line_end(&self.line);
+            // The common case, a line without a lone CR, skips the split (a byte-by-byte
+            // scan; `contains` on bytes is a memchr).
+            if !line.contains(&b'\r') {
+                if let Some(event) = self.parser.push_line(line)? {
+                    return Ok(Some(event));
+                }
+                continue;
+            }
             // A lone CR also ends a line (SSE: CRLF, LF or CR), so one physical line may
             // hold several.
-            for segment in strip_line_end(&self.line).split(|byte| *byte == b'\r') {
+            for segment in line.split(|byte| *byte == b'\r') {
                 if let Some(event) = self.parser.push_line(segment)? {
                     self.pending.push_back(event);
                 }
@@ -207,6 +216,13 @@ pub fn encode_frame(event: Option<&str>, data: &str) -> Vec<u8> {
         frame.extend_from_slice(b"event: ");
         frame.extend_from_slice(event.as_bytes());
         frame.push(b'\n');
+    }
+    // Compact JSON, the usual data, has no line break at all.
+    if !data.as_bytes().contains(&b'\n') && !data.as_bytes().contains(&b'\r') {
+        frame.extend_from_slice(b"data: ");
+        frame.extend_from_slice(data.as_bytes());
+        frame.extend_from_slice(b"\n\n");
+        return frame;
     }
     // Every line break SSE knows (CRLF, LF, CR) starts a new `data:` line; the client joins
     // them with LF.
