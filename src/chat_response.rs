@@ -23,17 +23,10 @@ pub struct CompletionMeta {
 impl CompletionMeta {
     /// A fresh id and the current time, for `model`.
     pub fn new(model: &str) -> Self {
-        let mut bytes = [0u8; 12];
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if getrandom::fill(&mut bytes).is_err() {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            bytes.copy_from_slice(&nanos.to_be_bytes()[4..]);
-        }
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::ids::hex(&crate::ids::random_bytes::<12>());
         CompletionMeta {
             id: format!("chatcmpl-{hex}"),
             created,

@@ -29,6 +29,7 @@
 //! - [`quota`]: the `x-codex-*` rate-limit snapshot and the `/v1/usage` view.
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
 //! - [`url_encoding`]: percent-encoding for OAuth queries and forms.
+//! - [`ids`]: request, session and completion ids without a system call each.
 //!
 //! I/O at the edges:
 //! - [`server`]: listener with socket timeouts, dispatcher, bounded queue, worker pool,
@@ -64,6 +65,7 @@ pub mod credentials_file;
 pub mod env_file;
 pub mod error;
 pub mod exchange;
+pub mod ids;
 pub mod intake;
 pub mod json_body;
 pub mod jwt;

@@ -68,8 +68,12 @@ impl Log for StderrLogger {
             })
             .to_string(),
         };
-        let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(stderr, "{line}");
+        // One write per line: `writeln!` on unbuffered stderr writes the line and its newline
+        // separately (two system calls per access log line), and lines from several threads
+        // could interleave between them.
+        let mut line = line;
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {

@@ -18,7 +18,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -371,16 +371,7 @@ fn record(exchange: &Exchange, metrics: &Metrics) {
     ]);
 }
 
-static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// A short random id (`req_` and 16 hex digits).
 fn new_request_id() -> String {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes = REQUEST_COUNTER
-            .fetch_add(1, Ordering::Relaxed)
-            .to_be_bytes();
-    }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("req_{hex}")
+    format!("req_{}", crate::ids::hex(&crate::ids::random_bytes::<8>()))
 }

@@ -194,27 +194,5 @@ fn session_id(body: &Value) -> String {
     body.get("prompt_cache_key")
         .and_then(|k| k.as_str())
         .filter(|k| k.len() <= 128 && crate::config::is_header_safe(k))
-        .map_or_else(uuid_v4, str::to_string)
-}
-
-/// A random UUID (version 4).
-pub fn uuid_v4() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        bytes = nanos.to_be_bytes();
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+        .map_or_else(crate::ids::uuid_v4, str::to_string)
 }
