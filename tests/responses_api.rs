@@ -10,6 +10,9 @@ mod fake_oauth;
 #[path = "support/harness.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod harness;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 
 use std::io::{BufReader, Write};
 use std::time::Duration;
