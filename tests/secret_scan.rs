@@ -190,19 +190,21 @@ fn the_global_capture_a_dropped_proxy_and_the_helpers_report_leaks() {
     assert!(message.contains("id token (22 bytes)"), "{message}");
     assert!(!message.contains("global-leak-2"), "{message}");
 
-    // An upstream 400 keeps its detail; one that quotes a token fails the helper.
+    // An upstream 400 keeps its detail; one that quotes a token fails the helper. (The proxy
+    // removes the access token it sent from such a detail; the refresh token it never sends,
+    // so only a fake can quote it.)
     let proxy = TestProxy::start(config(&fake.base_url(), &[]));
-    fake.push_script(Script::bad_request("cannot handle test-access-token here"));
+    fake.push_script(Script::bad_request("cannot handle test-refresh-token here"));
     let url = format!("{}/v1/responses", proxy.base);
     let body = json!({"model": "gpt-5.5", "input": "ask"});
     let message = panic_message(catch_unwind(|| {
         post_json(&url, &body);
     }));
     assert!(
-        message.contains("access token") && message.contains("error body"),
+        message.contains("refresh token") && message.contains("error body"),
         "{message}"
     );
-    assert!(!message.contains("test-access-token"), "{message}");
+    assert!(!message.contains("test-refresh-token"), "{message}");
     // The same detail quoting a prompt is the contract, and passes.
     fake.push_script(Script::bad_request("cannot handle PROMPT-by-design-3"));
     let body = json!({"model": "gpt-5.5", "input": "PROMPT-by-design-3"});
