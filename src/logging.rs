@@ -2,7 +2,9 @@
 //! lines (`LOG_FORMAT=json`), and the access log line, one per request.
 //!
 //! What may be logged is decided by the callers: metadata only, never a token, a key, a prompt
-//! or a completion (`tests/no_secrets_in_logs.rs` runs traffic at `trace` and checks).
+//! or a completion. The integration suite checks it: every test proxy logs at `trace`, the
+//! in-process ones through [`LineFormatter`] into `tests/support/log_capture.rs`, and a test
+//! fails when a secret registered in `tests/support/secrets.rs` reaches a line.
 
 use std::io::Write;
 use std::sync::OnceLock;
