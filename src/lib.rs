@@ -43,7 +43,8 @@
 //! - [`chat_handler`]: `/v1/chat/completions`, streamed chunks or one `chat.completion`.
 //! - [`upstream`]: the ureq agent, Codex headers, retries, 401 refresh-and-retry.
 //! - [`signals`]: SIGTERM/SIGINT as a flag (the crate's only `unsafe`).
-//! - [`logging`]: the stderr log backend (plain or JSON lines) and the access log line.
+//! - [`logging`]: the stderr log backend (plain or JSON lines), its pure `LineFormatter`,
+//!   and the access log line.
 //! - [`credentials_file`]: the `auth.json`-layout file, its lock and state sidecars, atomic
 //!   private writes.
 //! - [`credentials`]: seeding from the environment; the refresher that rotates under the

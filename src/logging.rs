@@ -2,7 +2,9 @@
 //! lines (`LOG_FORMAT=json`), and the access log line, one per request.
 //!
 //! What may be logged is decided by the callers: metadata only, never a token, a key, a prompt
-//! or a completion (`tests/no_secrets_in_logs.rs` runs traffic at `trace` and checks).
+//! or a completion. The integration suite checks it: every test proxy logs at `trace`, the
+//! in-process ones through [`LineFormatter`] into `tests/support/log_capture.rs`, and a test
+//! fails when a secret registered in `tests/support/secrets.rs` reaches a line.
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -28,13 +30,20 @@ pub enum LogFormat {
 
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
-struct StderrLogger {
-    level: LevelFilter,
-    format: LogFormat,
+/// What the logger writes and how each record looks: the configured level (dependencies capped
+/// at `warn`) and the line format. Pure, so that anything capturing records (the integration
+/// tests do, to scan them for secrets) writes exactly the lines the stderr logger writes.
+#[derive(Debug, Clone, Copy)]
+pub struct LineFormatter {
+    /// The most verbose level written.
+    pub level: LevelFilter,
+    /// Plain or JSON lines.
+    pub format: LogFormat,
 }
 
-impl Log for StderrLogger {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+impl LineFormatter {
+    /// Whether a record with `metadata` is written.
+    pub fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         let quiet = QUIET_TARGETS
             .iter()
             .any(|target| metadata.target().starts_with(target));
@@ -46,32 +55,45 @@ impl Log for StderrLogger {
         metadata.level() <= limit
     }
 
-    fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
+    /// The line `record` becomes when logged at `time` (no trailing newline).
+    pub fn line(&self, record: &Record<'_>, time: &str) -> String {
         let message = record.args().to_string();
-        let line = match self.format {
+        match self.format {
             // Access lines arrive already formatted for the chosen format.
             _ if record.target() == ACCESS_TARGET => message,
             LogFormat::Plain => format!(
-                "{} {:<5} {}: {message}",
-                timestamp(),
+                "{time} {:<5} {}: {message}",
                 record.level(),
                 record.target()
             ),
             LogFormat::Json => json!({
-                "time": timestamp(),
+                "time": time,
                 "level": record.level().as_str(),
                 "target": record.target(),
                 "message": message,
             })
             .to_string(),
-        };
+        }
+    }
+}
+
+struct StderrLogger {
+    formatter: LineFormatter,
+}
+
+impl Log for StderrLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.formatter.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let mut line = self.formatter.line(record, &timestamp());
         // One write per line: `writeln!` on unbuffered stderr writes the line and its newline
         // separately (two system calls per access log line), and lines from several threads
         // could interleave between them.
-        let mut line = line;
         line.push('\n');
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
@@ -85,13 +107,14 @@ impl Log for StderrLogger {
 pub fn init(level: LevelFilter, format: LogFormat) -> Result<(), log::SetLoggerError> {
     let _ = FORMAT.set(format);
     // Installed once for the life of the process, as `log` requires a `'static` logger.
-    log::set_logger(Box::leak(Box::new(StderrLogger { level, format })))?;
+    let formatter = LineFormatter { level, format };
+    log::set_logger(Box::leak(Box::new(StderrLogger { formatter })))?;
     log::set_max_level(level);
     Ok(())
 }
 
-/// Now, RFC 3339 with microseconds.
-fn timestamp() -> String {
+/// Now, RFC 3339 with microseconds (the time every line starts with).
+pub fn timestamp() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -183,6 +206,66 @@ mod tests {
             line,
             "2026-01-01T00:00:00.000000Z INFO  access: id=req_1 status=200 stream=true upstream_status=- dropped=\"temperature, top_p\""
         );
+    }
+
+    #[test]
+    fn records_become_the_lines_the_stderr_logger_writes() {
+        let plain = LineFormatter {
+            level: LevelFilter::Trace,
+            format: LogFormat::Plain,
+        };
+        let line = plain.line(
+            &Record::builder()
+                .args(format_args!("upstream answered {}; retrying", 502))
+                .level(Level::Warn)
+                .target("codex_sub_proxy::upstream")
+                .build(),
+            "T",
+        );
+        assert_eq!(
+            line,
+            "T WARN  codex_sub_proxy::upstream: upstream answered 502; retrying"
+        );
+        let json = LineFormatter {
+            format: LogFormat::Json,
+            ..plain
+        };
+        let line = json.line(
+            &Record::builder()
+                .args(format_args!("stopped"))
+                .level(Level::Info)
+                .target("x")
+                .build(),
+            "T",
+        );
+        let value: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(value["message"], "stopped");
+        assert_eq!(value["level"], "INFO");
+        let access = plain.line(
+            &Record::builder()
+                .args(format_args!("already formatted"))
+                .target(ACCESS_TARGET)
+                .build(),
+            "T",
+        );
+        assert_eq!(access, "already formatted");
+    }
+
+    #[test]
+    fn dependencies_are_capped_at_warn() {
+        let formatter = LineFormatter {
+            level: LevelFilter::Trace,
+            format: LogFormat::Plain,
+        };
+        let metadata = |level, target| Metadata::builder().level(level).target(target).build();
+        assert!(formatter.enabled(&metadata(Level::Trace, "codex_sub_proxy::server")));
+        assert!(!formatter.enabled(&metadata(Level::Debug, "ureq::unversioned")));
+        assert!(formatter.enabled(&metadata(Level::Warn, "rustls::conn")));
+        let quiet = LineFormatter {
+            level: LevelFilter::Info,
+            ..formatter
+        };
+        assert!(!quiet.enabled(&metadata(Level::Debug, "codex_sub_proxy::server")));
     }
 
     #[test]

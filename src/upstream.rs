@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::oauth::transport_kind;
 use crate::sse::SseReader;
 use crate::token_cache::TokenCache;
-use crate::upstream_error::{UpstreamFailure, classify, is_retryable};
+use crate::upstream_error::{UpstreamFailure, classify, is_retryable, without_secret};
 
 /// Largest single SSE event accepted from upstream (a full response object with inline
 /// images can be large, but not this large).
@@ -136,7 +136,7 @@ impl UpstreamClient {
                             .refresh_after_unauthorized(&credentials.access_token)?;
                         continue;
                     }
-                    let failure_error = read_failure(response);
+                    let failure_error = read_failure(response, &credentials.access_token);
                     if is_retryable(status) && attempt < self.max_retries {
                         log::warn!("upstream answered {status}; retrying");
                         true
@@ -170,8 +170,9 @@ impl UpstreamClient {
     }
 }
 
-/// The error for a non-2xx answer, reading a bounded amount of its body.
-fn read_failure(response: http_response::Response) -> ProxyError {
+/// The error for a non-2xx answer, reading a bounded amount of its body, from which the
+/// `access_token` the request carried is removed.
+fn read_failure(response: http_response::Response, access_token: &str) -> ProxyError {
     let status = response.status().as_u16();
     let header = |name: &str| {
         response
@@ -190,6 +191,7 @@ fn read_failure(response: http_response::Response) -> ProxyError {
         .lossy_utf8(true)
         .read_to_string()
         .unwrap_or_default();
+    let body = without_secret(&body, access_token);
     classify(&UpstreamFailure {
         status,
         content_type: content_type.as_deref(),

@@ -8,6 +8,9 @@ mod fake_codex;
 #[path = "support/harness.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod harness;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read};

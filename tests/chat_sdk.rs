@@ -15,6 +15,9 @@ mod fake_codex;
 mod harness;
 #[path = "support/sdk_runner.rs"]
 mod sdk_runner;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 
 use fake_codex::{FakeCodex, Script};
 use harness::{TestProxy, config};

@@ -12,6 +12,9 @@ mod fake_oauth;
 #[path = "support/harness.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod harness;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 
 use std::path::Path;
 use std::sync::Arc;

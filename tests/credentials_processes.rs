@@ -15,6 +15,8 @@ mod harness;
 #[path = "support/proxy_process.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod proxy_process;
+#[path = "support/secrets.rs"]
+mod secrets;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -3,6 +3,9 @@
 
 #[path = "support/fake_codex.rs"]
 mod fake_codex;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 
 use std::error::Error;
 use std::io::{BufRead, BufReader};

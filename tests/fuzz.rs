@@ -33,6 +33,9 @@ mod mutate;
 mod records;
 #[path = "fuzz/request_target.rs"]
 mod request_target;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 #[path = "fuzz/sse_target.rs"]
 mod sse_target;
 #[path = "fuzz/stream_target.rs"]

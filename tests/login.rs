@@ -1,6 +1,8 @@
 //! `--login` end to end: the real binary against the fake issuer, for the device-code flow
 //! (pending, slow_down, expiry, denial, disabled, success) and the browser PKCE flow (state
-//! check, missing entitlement, success).
+//! check, missing entitlement, success). What `--login` writes on stderr (its log and the
+//! prompts for the person) is scanned for the tokens the login obtained; stdout carries them on
+//! purpose (the `.env` values the person asked for).
 
 #![expect(
     clippy::expect_used,
@@ -14,12 +16,17 @@ mod fake_oauth;
 #[path = "support/harness.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod harness;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fake_oauth::FakeOAuth;
@@ -29,6 +36,9 @@ use serde_json::{Value, json};
 struct Login {
     child: Child,
     stderr: Receiver<String>,
+    /// Every stderr line, also those `wait_for_line` consumed, for the secret scan.
+    all_stderr: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
     file: PathBuf,
 }
 
@@ -52,14 +62,21 @@ fn start_login(oauth: &FakeOAuth, browser: bool) -> Login {
     let mut child = command.spawn().expect("start --login");
     let (sender, stderr) = std::sync::mpsc::channel();
     let pipe = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
+    let all_stderr = Arc::new(Mutex::new(Vec::new()));
+    let reader = std::thread::spawn({
+        let all_stderr = all_stderr.clone();
+        move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                all_stderr.lock().expect("stderr lines").push(line.clone());
+                let _ = sender.send(line);
+            }
         }
     });
     Login {
         child,
         stderr,
+        all_stderr,
+        reader: Some(reader),
         file,
     }
 }
@@ -79,7 +96,15 @@ impl Login {
         if let Some(mut pipe) = self.child.stdout.take() {
             pipe.read_to_string(&mut stdout).expect("stdout");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // The process has exited, so its stderr is at EOF and the reader ends.
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("stderr reader");
+        }
+        let all_stderr = self.all_stderr.lock().expect("stderr lines").clone();
+        secrets::record_scan("login", u64::try_from(all_stderr.len()).unwrap_or(u64::MAX));
+        let findings =
+            secrets::check_lines(secrets::registry(), all_stderr.iter().map(String::as_str));
+        secrets::assert_no_findings("--login's stderr", &findings);
         let stderr: Vec<String> = self.stderr.try_iter().collect();
         (code, stdout, stderr.join("\n"), self.file.clone())
     }

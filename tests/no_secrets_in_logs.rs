@@ -1,5 +1,8 @@
 //! Runs the real binary at the most verbose log level through successful, failing and
-//! refreshing traffic, then checks that no key, token, prompt or completion reached its output.
+//! refreshing traffic, then checks that no key, token, prompt or completion reached its output,
+//! nor the word `SECRET` that all of them carry. (Every other test is scanned too, for the
+//! secrets `tests/support/secrets.rs` registers; this one also covers the wrong key a caller
+//! sends and the prompt in a body the proxy cannot parse, which no fake sees.)
 
 #![expect(clippy::expect_used, reason = "test helpers fail loudly")]
 
@@ -15,6 +18,8 @@ mod harness;
 #[path = "support/proxy_process.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod proxy_process;
+#[path = "support/secrets.rs"]
+mod secrets;
 
 use fake_codex::{FakeCodex, Script};
 use fake_oauth::FakeOAuth;

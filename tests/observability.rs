@@ -19,6 +19,8 @@ mod harness;
 #[path = "support/proxy_process.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod proxy_process;
+#[path = "support/secrets.rs"]
+mod secrets;
 
 use std::collections::HashMap;
 use std::io::BufReader;

@@ -17,6 +17,9 @@ mod harness;
     reason = "shared test support; this crate runs only the Python SDK"
 )]
 mod sdk_runner;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 
 use fake_codex::{FakeCodex, Script};
 use harness::{TestProxy, config};

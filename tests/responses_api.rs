@@ -10,11 +10,14 @@ mod fake_oauth;
 #[path = "support/harness.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod harness;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 
 use std::io::{BufReader, Write};
 use std::time::Duration;
 
-use fake_codex::{FakeCodex, Script};
+use fake_codex::{DEFAULT_ACCESS_TOKEN, FakeCodex, Script};
 use fake_oauth::FakeOAuth;
 use harness::{TestProxy, config, post_json, raw_request, read_chunk, read_head, stream_events};
 use serde_json::{Value, json};
@@ -298,6 +301,23 @@ fn upstream_http_errors_keep_their_meaning() {
 
     fake.push_script(Script::server_error());
     post_json(&url(&proxy), &body).expect_error(502);
+}
+
+#[test]
+fn an_upstream_error_quoting_the_access_token_reaches_the_caller_without_it() {
+    let fake = FakeCodex::start();
+    let proxy = start(&fake, &[]);
+    fake.push_script(Script::bad_request(&format!(
+        "malformed header: Bearer {DEFAULT_ACCESS_TOKEN}"
+    )));
+    // The harness fails the test if the token were in the error body.
+    let answer = post_json(&url(&proxy), &json!({"model": "gpt-5.5", "input": "hi"}));
+    let error = answer.expect_error(400);
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.ends_with("malformed header: Bearer <redacted>"),
+        "{message}"
+    );
 }
 
 #[test]

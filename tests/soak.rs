@@ -21,6 +21,8 @@ mod harness;
 #[path = "support/proxy_process.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod proxy_process;
+#[path = "support/secrets.rs"]
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

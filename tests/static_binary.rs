@@ -15,6 +15,9 @@ mod fake_codex;
 #[path = "support/harness.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod harness;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

@@ -16,6 +16,9 @@ mod harness;
 #[path = "support/raw_upstream.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod raw_upstream;
+#[path = "support/secrets.rs"]
+#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
+mod secrets;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};

@@ -14,6 +14,11 @@
 //! Shutdown: dropping [`FakeCodex`] disconnects a stop channel (which cuts short every scripted pause),
 //! unblocks the accept loop, and joins it; the accept loop joins every request thread before it returns.
 //! A request whose client stalls while sending its body would hold that join, so tests must not do that.
+//!
+//! Secrets: the prompt texts of every `POST /responses` body it receives (`instructions`, and the
+//! `text`, `content`, `output` and `arguments` strings of the input items) and every completion text
+//! it streams are registered in `secrets.rs` (the including crate declares `mod secrets`), as is the
+//! access token it is told to accept.
 
 #[path = "fake_codex_events.rs"]
 mod events;
@@ -30,6 +35,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use serde_json::{Value, json};
 
 use events::{DEFAULT_DELTAS, Reply, Step};
+
+use crate::secrets::{self, SecretKind};
 
 /// The path of the Codex API on the fake, as on `chatgpt.com`.
 pub const BASE_PATH: &str = "/backend-api/codex";
@@ -375,6 +382,7 @@ impl FakeCodex {
 
     /// The bearer token the fake accepts from now on; any other gets 401.
     pub fn set_access_token(&self, token: &str) {
+        secrets::register(SecretKind::AccessToken, token);
         *lock(&self.shared.access_token) = token.to_owned();
     }
 
@@ -511,6 +519,9 @@ fn join_all(handlers: Vec<JoinHandle<()>>) {
 
 fn handle(mut request: tiny_http::Request, shared: &Shared) {
     let recorded = record(&mut request);
+    if recorded.method == "POST" {
+        secrets::register_prompts(&recorded.body);
+    }
     lock(&shared.requests).push(recorded.clone());
     let reply = route(&recorded, shared);
     let mut writer = request.into_writer();

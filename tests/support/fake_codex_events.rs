@@ -5,6 +5,9 @@
 //! Shapes follow `shared/upstream-contract.md` §5 and §8 and the public Responses streaming schemas.
 //! Like the Codex backend (and unlike the public API), `response.completed` carries `output: []`: the
 //! items only ever appear in `response.output_item.done`.
+//!
+//! Every completion text a stream carries (message text, reasoning summary, function-call arguments,
+//! web search query, and each of their deltas) is registered in `secrets.rs` as it is built.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,6 +16,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::{RecordedRequest, Script};
+use crate::secrets;
 
 /// How many delta events a script that names no count splits its text into.
 pub const DEFAULT_DELTAS: usize = 3;
@@ -309,6 +313,7 @@ impl ResponseStream {
             "output_index": output_index,
             "item": {"id": item_id, "type": "reasoning", "status": "in_progress", "summary": []},
         }));
+        secrets::register_completion(summary, &split_even(summary, DEFAULT_DELTAS));
         let mut parts = Vec::new();
         if !summary.is_empty() {
             let ids = json!({"item_id": item_id, "output_index": output_index, "summary_index": 0});
@@ -366,6 +371,7 @@ impl ResponseStream {
         annotations: &[Value],
         item_status: &str,
     ) {
+        secrets::register_completion(text, &split_even(text, deltas));
         let output_index = self.output_index();
         let item_id = new_id("msg");
         self.event(json!({
@@ -416,6 +422,7 @@ impl ResponseStream {
 
     /// A function call whose arguments stream in [`DEFAULT_DELTAS`] deltas.
     pub fn function_call(&mut self, call_id: &str, name: &str, arguments: &str) {
+        secrets::register_completion(arguments, &split_even(arguments, DEFAULT_DELTAS));
         let output_index = self.output_index();
         let item_id = new_id("fc");
         let item = |status: &str, arguments: &str| {
@@ -458,6 +465,7 @@ impl ResponseStream {
 
     /// A hosted web search call: added, in_progress, searching, completed, done.
     pub fn web_search(&mut self, query: &str) {
+        secrets::register_completion(query, &[]);
         let output_index = self.output_index();
         let item_id = new_id("ws");
         let item = |status: &str| {

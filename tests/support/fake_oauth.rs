@@ -1,6 +1,7 @@
 //! A fake OAuth token endpoint (`POST /oauth/token`, JSON refresh grant) that is as strict as
 //! the real one about refresh-token rotation: every refresh token works once; a reused one gets
-//! `400 refresh_token_reused` (contract §1.2–§1.3).
+//! `400 refresh_token_reused` (contract §1.2–§1.3). Every token it is given or issues is
+//! registered in `secrets.rs`.
 
 #![expect(clippy::expect_used, reason = "test support fails loudly")]
 
@@ -12,6 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use crate::secrets::{self, SecretKind};
 
 #[path = "fake_oauth_login.rs"]
 pub mod login;
@@ -51,6 +54,7 @@ pub struct FakeOAuth {
 impl FakeOAuth {
     /// Starts on 127.0.0.1:0; `refresh_token` is the one valid refresh token.
     pub fn start(refresh_token: &str) -> FakeOAuth {
+        secrets::register(SecretKind::RefreshToken, refresh_token);
         let server = tiny_http::Server::http("127.0.0.1:0").expect("bind fake oauth");
         let addr = server.server_addr().to_ip().expect("ip address");
         let state = Arc::new(Mutex::new(State {
@@ -157,6 +161,7 @@ impl FakeOAuth {
 
     /// The access token the next successful refresh returns.
     pub fn set_next_access_token(&self, token: &str) {
+        secrets::register(SecretKind::AccessToken, token);
         self.state.lock().expect("state").next_access = Some(token.to_string());
     }
 }
@@ -222,6 +227,9 @@ fn answer(
         (None, None) => format!("access-token-{issued}"),
     };
     let refresh = format!("refresh-token-{}", state.issued);
+    // Registered before they are sent: no log line can hold them earlier.
+    secrets::register(SecretKind::AccessToken, &access);
+    secrets::register(SecretKind::RefreshToken, &refresh);
     state.current_refresh = refresh.clone();
     (
         200,

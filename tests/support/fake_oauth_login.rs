@@ -1,5 +1,6 @@
 //! The login side of the fake OAuth issuer: device-code endpoints (contract §1.6), the browser
-//! authorize redirect and the authorization-code exchange with PKCE checks (§1.5).
+//! authorize redirect and the authorization-code exchange with PKCE checks (§1.5). The tokens a
+//! login returns are registered in `secrets.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -8,6 +9,8 @@ use codex_sub_proxy::jwt::unsigned_token;
 use codex_sub_proxy::login_browser::challenge_for;
 use codex_sub_proxy::url_encoding::{encode_pairs, get, parse_pairs};
 use serde_json::{Value, json};
+
+use crate::secrets::{self, SecretKind};
 
 /// The code verifier the issuer hands out in the device flow.
 pub const DEVICE_VERIFIER: &str = "server-side-verifier-0123456789";
@@ -150,11 +153,19 @@ pub fn answer(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
+            let id_token = unsigned_token(
+                &json!({"email": "person@example.com", "https://api.openai.com/auth": auth}),
+            );
+            let access_token =
+                unsigned_token(&json!({"exp": now + 3600, "https://api.openai.com/auth": auth}));
+            secrets::register(SecretKind::IdToken, &id_token);
+            secrets::register(SecretKind::AccessToken, &access_token);
+            secrets::register(SecretKind::RefreshToken, LOGIN_REFRESH);
             reply(
                 200,
                 json!({
-                    "id_token": unsigned_token(&json!({"email": "person@example.com", "https://api.openai.com/auth": auth})),
-                    "access_token": unsigned_token(&json!({"exp": now + 3600, "https://api.openai.com/auth": auth})),
+                    "id_token": id_token,
+                    "access_token": access_token,
                     "refresh_token": LOGIN_REFRESH,
                 }),
             )

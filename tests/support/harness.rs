@@ -1,5 +1,10 @@
 //! Starts the real proxy in-process on 127.0.0.1:0 against the fakes, and small HTTP helpers
 //! for talking to it over real sockets.
+//!
+//! Every in-process proxy logs at `trace` into [`log_capture`]; its keys and tokens (those
+//! configured and those in its credentials file) are registered in `secrets.rs`, and dropping
+//! a [`TestProxy`] fails the test when any registered secret reached the logs. The helpers
+//! fail it when an error body (status >= 400, or an in-band error event) carries a key or token.
 
 #![expect(
     clippy::expect_used,
@@ -18,11 +23,18 @@ use codex_sub_proxy::routes::Proxy;
 use codex_sub_proxy::server::{self, Handler, RunningServer, ServerLimits};
 use serde_json::Value;
 
+use crate::secrets::{self, SecretKind};
+
+#[path = "log_capture.rs"]
+pub mod log_capture;
+
 /// The caller key every test proxy accepts.
 pub const PROXY_KEY: &str = "test-proxy-key";
 
 /// A configuration pointing at `codex_base` with test defaults, plus `overrides`.
 pub fn config(codex_base: &str, overrides: &[(&str, &str)]) -> Config {
+    // Installed before anything can log, so every line of the proxies this binary runs is kept.
+    log_capture::install();
     let mut values: HashMap<String, String> = [
         ("HOST", "127.0.0.1"),
         ("PORT", "0"),
@@ -70,12 +82,16 @@ pub struct TestProxy {
 impl TestProxy {
     /// Starts the real router.
     pub fn start(config: Config) -> TestProxy {
+        log_capture::install();
+        register_credentials(&config);
         let proxy = Arc::new(codex_sub_proxy::build_proxy(config).expect("credentials load"));
         Self::start_with(proxy.clone(), proxy)
     }
 
     /// Starts with a custom handler (to inject panics), keeping `proxy` for inspection.
     pub fn start_with(proxy: Arc<Proxy>, handler: Arc<dyn Handler>) -> TestProxy {
+        log_capture::install();
+        register_credentials(&proxy.config);
         let limits = ServerLimits::from_config(&proxy.config);
         let metrics = proxy.metrics.clone();
         let server = server::start("127.0.0.1", 0, limits, handler, metrics).expect("proxy starts");
@@ -106,7 +122,25 @@ impl TestProxy {
 impl Drop for TestProxy {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
+        if !std::thread::panicking() {
+            register_credentials(&self.proxy.config);
+            log_capture::assert_logs_clean();
+        }
     }
+}
+
+/// Registers the caller keys and tokens of `config`, and those in its credentials file now.
+fn register_credentials(config: &Config) {
+    for key in &config.proxy_api_keys {
+        secrets::register(SecretKind::ProxyKey, key);
+    }
+    if let Some(token) = &config.access_token {
+        secrets::register(SecretKind::AccessToken, token);
+    }
+    if let Some(token) = &config.refresh_token {
+        secrets::register(SecretKind::RefreshToken, token);
+    }
+    secrets::register_credentials_file(&config.credentials_file);
 }
 
 /// An answer: status, headers (lowercased names) and body text.
@@ -156,6 +190,9 @@ fn collect(response: ureq::http::Response<ureq::Body>) -> Answer {
         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
     let body = response.into_body().read_to_string().expect("body");
+    if status >= 400 {
+        secrets::assert_error_body_clean(&format!("a {status} answer"), &body);
+    }
     Answer {
         status,
         headers,
@@ -280,7 +317,10 @@ pub fn stream_events(
         reader.read_exact(&mut text).expect("body");
     }
     let text = String::from_utf8(text).expect("utf-8 stream");
-    let events = text
+    if status >= 400 {
+        secrets::assert_error_body_clean(&format!("a {status} answer to {path}"), &text);
+    }
+    let events: Vec<Value> = text
         .split("\n\n")
         .filter_map(|frame| {
             let data: Vec<&str> = frame
@@ -290,5 +330,17 @@ pub fn stream_events(
             (!data.is_empty()).then(|| serde_json::from_str(&data.join("\n")).expect("event JSON"))
         })
         .collect();
+    for event in events.iter().filter(|event| is_error_event(event)) {
+        secrets::assert_error_body_clean(&format!("an error event of {path}"), &event.to_string());
+    }
     (status, headers, events)
+}
+
+/// An in-band error: a Responses `error` or `response.failed` event, or a chat chunk
+/// carrying `error`.
+pub fn is_error_event(event: &Value) -> bool {
+    matches!(
+        event.get("type").and_then(Value::as_str),
+        Some("error" | "response.failed")
+    ) || event.get("error").is_some_and(|error| !error.is_null())
 }

@@ -1,12 +1,20 @@
 //! Runs the real `codex-sub-proxy` binary as a child process on 127.0.0.1 (port chosen by the
 //! OS and read from its start-up log line), capturing everything it logs.
+//!
+//! It logs at `trace` unless the caller sets `LOG_LEVEL`. The keys and tokens it is given (and
+//! those in its credentials file) are registered in `secrets.rs`, the other variables' values
+//! are declared public (the proxy logs its configuration at start), and dropping a
+//! [`ProxyProcess`] fails the test when a registered secret reached its output.
 
 #![expect(clippy::expect_used, reason = "test support fails loudly")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::secrets::{self, SecretKind};
 
 /// A running proxy process; killed (SIGKILL) on drop if still running.
 pub struct ProxyProcess {
@@ -14,12 +22,15 @@ pub struct ProxyProcess {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     logs: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+    credentials_file: Option<std::path::PathBuf>,
 }
 
 impl ProxyProcess {
     /// Starts the binary with exactly these variables (plus `PATH`), in `workdir`, and waits
     /// (bounded) for it to listen. Returns `Err` with its output if it exits or never listens.
     pub fn start(vars: &[(&str, &str)], workdir: &std::path::Path) -> Result<ProxyProcess, String> {
+        let credentials_file = register_secrets(vars, workdir);
         let mut command = Command::new(env!("CARGO_BIN_EXE_codex-sub-proxy"));
         command
             .env_clear()
@@ -30,12 +41,16 @@ impl ProxyProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !vars.iter().any(|(key, _)| *key == "LOG_LEVEL") {
+            command.env("LOG_LEVEL", "trace");
+        }
         for (key, value) in vars {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("start the proxy binary");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let mut readers = Vec::new();
         for stream in [
             child
                 .stderr
@@ -51,7 +66,7 @@ impl ProxyProcess {
         {
             let logs = logs.clone();
             let addr_tx = addr_tx.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     if let Some(rest) = line.split("listening on ").nth(1) {
                         let addr = rest.split_whitespace().next().unwrap_or("").to_string();
@@ -59,12 +74,18 @@ impl ProxyProcess {
                     }
                     logs.lock().expect("logs").push(line);
                 }
-            });
+            }));
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(addr) = addr_rx.recv_timeout(Duration::from_millis(20)) {
-                return Ok(ProxyProcess { child, addr, logs });
+                return Ok(ProxyProcess {
+                    child,
+                    addr,
+                    logs,
+                    readers,
+                    credentials_file,
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(50));
@@ -115,5 +136,49 @@ impl ProxyProcess {
 impl Drop for ProxyProcess {
     fn drop(&mut self) {
         self.kill();
+        // The reaped process holds no pipe end any more, so the readers reach EOF at once.
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(file) = &self.credentials_file {
+            secrets::register_credentials_file(file);
+        }
+        let logs = self.logs();
+        secrets::record_scan("processes", u64::try_from(logs.len()).unwrap_or(u64::MAX));
+        let findings = secrets::check_lines(secrets::registry(), logs.iter().map(String::as_str));
+        secrets::assert_no_findings(
+            &format!("the output of proxy process {}", self.pid()),
+            &findings,
+        );
     }
+}
+
+/// Registers the keys and tokens among `vars` and in their credentials file, declares the
+/// other values public, and returns the credentials file's path.
+fn register_secrets(
+    vars: &[(&str, &str)],
+    workdir: &std::path::Path,
+) -> Option<std::path::PathBuf> {
+    let mut credentials_file = Some(workdir.join("credentials.json"));
+    for (key, value) in vars {
+        match *key {
+            "PROXY_API_KEY" => value
+                .split(',')
+                .for_each(|key| secrets::register(SecretKind::ProxyKey, key.trim())),
+            "OPENAI_ACCESS_TOKEN" => secrets::register(SecretKind::AccessToken, value),
+            "OPENAI_REFRESH_TOKEN" => secrets::register(SecretKind::RefreshToken, value),
+            "CREDENTIALS_FILE" => {
+                credentials_file = (!value.is_empty()).then(|| workdir.join(value));
+                secrets::registry().declare_public(value);
+            }
+            _ => secrets::registry().declare_public(value),
+        }
+    }
+    if let Some(file) = &credentials_file {
+        secrets::register_credentials_file(file);
+    }
+    credentials_file
 }

@@ -6,6 +6,8 @@
 //! so dropping the [`RawUpstream`] ends every hang at once; the drop then joins all threads.
 //! Normal answers carry `connection: close`, so the proxy never reuses a connection and each
 //! request meets exactly one fault.
+//!
+//! The message texts of the streams it builds are registered in `secrets.rs` as completions.
 
 #![expect(clippy::expect_used, reason = "test support fails loudly")]
 
@@ -18,6 +20,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::{Value, json};
+
+use crate::secrets::{self, SecretKind};
 
 /// The base path the raw upstream pretends to serve (any path is accepted).
 pub const BASE_PATH: &str = "/backend-api/codex";
@@ -306,6 +310,7 @@ pub fn opening_events() -> String {
 
 /// The events after [`opening_events`] that finish a message saying `text`.
 pub fn closing_events(text: &str) -> String {
+    secrets::register(SecretKind::Completion, text);
     let item = json!({"id": "msg_raw", "type": "message", "status": "completed",
         "role": "assistant", "content": [{"type": "output_text", "text": text, "annotations": []}]});
     let response = json!({"id": "resp_raw", "object": "response", "created_at": 1,
