@@ -98,11 +98,11 @@ fn expect_error_without_secrets(case: &str, answer: &Answer, status: u16, code: 
     error["message"].as_str().unwrap_or_default().to_string()
 }
 
-/// Asserts the message names the TLS problem.
+/// Asserts the message names the problem: a TLS certificate from an unknown issuer.
 fn names_the_tls_problem(case: &str, message: &str) {
     assert!(
-        message.contains("TLS"),
-        "{case}: the cause should name TLS: {message}"
+        message.contains("TLS certificate from an unknown issuer"),
+        "{case}: the cause should name the untrusted certificate: {message}"
     );
 }
 
