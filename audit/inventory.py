@@ -42,6 +42,7 @@ WHY = {
     "getrandom": "OS randomness for request ids, response ids, PKCE verifier and state, temporary file names",
     "log": "the logging facade the proxy and its dependencies write to",
     "ring": "SHA-256 (PKCE challenge, hashed refresh tokens in the state sidecar); also rustls's crypto provider, so no second crypto library",
+    "rustls": "the TLS library under ureq (the same copy, on ring): named to tell callers which certificate problem ended a handshake; the tests' loopback TLS server uses it too",
     "serde": "typed request/response fields with `#[serde(flatten)]` for the rest",
     "serde_json": "JSON in and out: requests, SSE event payloads, the credentials file",
     "tiny_http": "the HTTP/1.1 server: a small synchronous server; built from the patched copy in audit/patched-crates",

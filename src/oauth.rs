@@ -219,12 +219,16 @@ pub fn transport_kind(error: &ureq::Error) -> &'static str {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timeout",
             std::io::ErrorKind::UnexpectedEof => "connection closed early",
             // rustls reports a failed handshake (a peer that does not speak TLS, a bad
-            // certificate) as InvalidData through ureq's transport.
-            std::io::ErrorKind::InvalidData => "TLS failure",
+            // certificate) as InvalidData through ureq's transport, its own error inside.
+            std::io::ErrorKind::InvalidData => io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .map_or("TLS failure", tls_kind),
             // The resolver's error has no stable kind; std's message names the lookup.
             _ if io.to_string().contains("lookup address") => "DNS lookup failed",
             _ => "i/o error",
         },
+        ureq::Error::Rustls(tls) => tls_kind(tls),
         ureq::Error::Tls(_) => "TLS failure",
         ureq::Error::Protocol(_) => "HTTP protocol error",
         ureq::Error::BadUri(_) => "bad URL",
@@ -232,9 +236,69 @@ pub fn transport_kind(error: &ureq::Error) -> &'static str {
     }
 }
 
+/// A short name for a failed TLS handshake that says what an operator has to fix: most often
+/// a certificate the built-in roots do not trust (a TLS-intercepting proxy, a wrong base URL).
+fn tls_kind(error: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as Certificate;
+    match error {
+        rustls::Error::InvalidCertificate(Certificate::UnknownIssuer) => {
+            "TLS certificate from an unknown issuer"
+        }
+        rustls::Error::InvalidCertificate(
+            Certificate::Expired
+            | Certificate::ExpiredContext { .. }
+            | Certificate::NotValidYet
+            | Certificate::NotValidYetContext { .. },
+        ) => "TLS certificate outside its validity period",
+        rustls::Error::InvalidCertificate(
+            Certificate::NotValidForName | Certificate::NotValidForNameContext { .. },
+        ) => "TLS certificate for another host name",
+        rustls::Error::InvalidCertificate(Certificate::Revoked) => "TLS certificate revoked",
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            "TLS certificate refused"
+        }
+        rustls::Error::AlertReceived(_) => "TLS handshake refused by the server",
+        _ => "TLS failure",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_failures_name_the_certificate_problem() {
+        let wrapped = |error: rustls::Error| {
+            ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+        };
+        let unknown = wrapped(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert_eq!(
+            transport_kind(&unknown),
+            "TLS certificate from an unknown issuer"
+        );
+        let expired = wrapped(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired,
+        ));
+        assert_eq!(
+            transport_kind(&expired),
+            "TLS certificate outside its validity period"
+        );
+        let name = ureq::Error::Rustls(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName,
+        ));
+        assert_eq!(
+            transport_kind(&name),
+            "TLS certificate for another host name"
+        );
+        let plain_tcp = wrapped(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert_eq!(transport_kind(&plain_tcp), "TLS failure");
+        let bare = ureq::Error::Io(std::io::ErrorKind::InvalidData.into());
+        assert_eq!(transport_kind(&bare), "TLS failure");
+    }
 
     #[test]
     fn reads_codes_from_every_place_the_cli_reads_them() {

@@ -1,5 +1,6 @@
 //! Hostile clients over raw sockets: request smuggling shapes, oversized heads, pathological
-//! JSON, wrong types, header injection, path tricks, key guessing, slow and idle connections.
+//! JSON, wrong types, header injection, path tricks, key guessing, slow connections (idle ones:
+//! `tests/idle_connections.rs`).
 //! Every case checks that nothing answers 500 and that the proxy serves the next normal request.
 
 #![expect(
@@ -609,33 +610,5 @@ fn a_client_that_sends_headers_too_slowly_is_disconnected() {
         health_times.len()
     );
     assert!(worst < Duration::from_millis(500), "healthz took {worst:?}");
-    serves_next(&proxy);
-}
-
-#[test]
-fn three_hundred_idle_connections_do_not_block_service() {
-    let fake = FakeCodex::start();
-    let proxy = proxy_with(&fake, &[("CLIENT_TIMEOUT_SECS", "20")]);
-    let idle: Vec<TcpStream> = (0..300)
-        .map(|_| TcpStream::connect(proxy.addr()).expect("connect"))
-        .collect();
-    // Some that sent a partial head, too.
-    let mut partial: Vec<TcpStream> = (0..50)
-        .map(|_| TcpStream::connect(proxy.addr()).expect("connect"))
-        .collect();
-    for stream in &mut partial {
-        stream
-            .write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")
-            .expect("partial head");
-    }
-    let started = Instant::now();
-    assert_eq!(get(&format!("{}/healthz", proxy.base)).status, 200);
-    let health = started.elapsed();
-    serves_next(&proxy);
-    let total = started.elapsed();
-    eprintln!("with 350 idle connections: healthz {health:?}, healthz + request {total:?}");
-    assert!(total < Duration::from_secs(3), "took {total:?}");
-    drop(idle);
-    drop(partial);
     serves_next(&proxy);
 }

@@ -85,7 +85,12 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // PATCH(codex-sub-proxy 7): a thread that cannot be started is not fatal. The original
+        // `thread::spawn` panics when the OS refuses a thread (a pids limit, no memory for the
+        // stack), and new connections are spawned from the accept thread, so one refusal ended
+        // accepting for good. Now the task is dropped (closing the connection it was for) and
+        // the server goes on.
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -129,6 +134,12 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(error) = spawned {
+            log::warn!(
+                "could not start a connection thread ({}); that connection is closed",
+                error
+            );
+        }
     }
 }
 
