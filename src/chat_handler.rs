@@ -29,7 +29,7 @@ pub fn serve(proxy: &Proxy, exchange: &mut Exchange) -> Result<(), ProxyError> {
             ChatStreamTranslator::new(meta, request.include_usage, request.call_style);
         relay(exchange, upstream, &headers, &mut translator);
     } else {
-        let response = aggregate(upstream)?;
+        let response = aggregate(upstream)?.into_response()?;
         let answer = completion(&response, &meta, request.call_style);
         exchange.respond_json(200, &answer, &headers);
     }

@@ -116,6 +116,11 @@ impl Exchange {
         );
     }
 
+    /// Answers with a body that is already JSON text.
+    pub fn respond_json_text(&mut self, status: u16, json: String, headers: &[(String, String)]) {
+        self.respond_bytes(status, json.into_bytes(), "application/json", headers);
+    }
+
     /// Answers with a text body of the given content type.
     pub fn respond_text(&mut self, status: u16, text: String, content_type: &str) {
         self.respond_bytes(status, text.into_bytes(), content_type, &[]);

@@ -19,6 +19,7 @@
 //! - [`chat_tools`]: chat tools, `web_search_options`, `tool_choice` → Responses forms.
 //! - [`sse`]: SSE line parser, bounded reader, frame encoder.
 //! - [`responses_relay`]: the Responses event transcript: relay frames, final object.
+//! - [`response_text`]: event fields read and items spliced as JSON text, without trees.
 //! - [`chat_response`]: final Response object → `chat.completion`; finish_reason, usage.
 //! - [`chat_stream`]: `ChatStreamTranslator`, upstream events → `chat.completion.chunk` frames.
 //! - [`upstream_error`]: upstream non-2xx answers → caller errors.
@@ -77,6 +78,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod param_policy;
 pub mod quota;
+pub mod response_text;
 pub mod responses_handler;
 pub mod responses_relay;
 pub mod responses_request;

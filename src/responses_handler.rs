@@ -28,8 +28,8 @@ pub fn serve(proxy: &Proxy, exchange: &mut Exchange) -> Result<(), ProxyError> {
             &mut ResponsesTranscript::new(),
         );
     } else {
-        let response = aggregate(upstream)?;
-        exchange.respond_json(200, &response, &headers);
+        let response = aggregate(upstream)?.into_response_text()?;
+        exchange.respond_json_text(200, response, &headers);
     }
     Ok(())
 }

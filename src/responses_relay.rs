@@ -6,20 +6,27 @@
 //! so that both the streaming relay (which fills the terminal event's `output`, because SDK
 //! stream helpers take their final response from it) and the non-streaming aggregator can
 //! rebuild the complete answer in output order.
+//!
+//! Items and the terminal response are kept as the JSON text the backend sent and spliced
+//! together as text (`response_text`); no event is built into a `Value` tree but a failure.
 
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::error::ProxyError;
 use crate::json_body::to_text;
+use crate::response_text::{EventFields, as_u64, is_object, with_output, with_response};
 use crate::sse::{SseEvent, encode_frame};
 
 /// How a stream ended, once it has.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ending {
-    /// `response.completed`: the response object, output filled.
-    Completed(Value),
-    /// `response.incomplete`: the response object, output filled.
-    Incomplete(Value),
+    /// `response.completed`: the response object as JSON text, output filled.
+    Completed(String),
+    /// `response.incomplete`: the response object as JSON text, output filled.
+    Incomplete(String),
     /// `response.failed` or an `error` event.
     Failed {
         /// Upstream error code.
@@ -32,11 +39,21 @@ pub enum Ending {
 /// What the stream has said so far.
 #[derive(Debug, Default)]
 pub struct ResponsesTranscript {
-    /// Finished output items with their `output_index` (arrival order breaks ties).
-    items: Vec<(u64, Value)>,
+    /// Finished output items as JSON text, with their `output_index` (arrival order breaks
+    /// ties).
+    items: Vec<(u64, String)>,
     last_sequence: Option<u64>,
     ending: Option<Ending>,
     skipped_frames: usize,
+}
+
+/// What one event (other than a delta) did to the transcript.
+struct Observed<'a> {
+    /// Its JSON `type`, when that is a string.
+    kind: Option<Cow<'a, str>>,
+    /// Its new text, when the frame must change (a terminal event whose output the items
+    /// fill) and a frame is wanted.
+    rewritten: Option<String>,
 }
 
 impl ResponsesTranscript {
@@ -53,24 +70,13 @@ impl ResponsesTranscript {
                 .observe_delta(event)
                 .then(|| encode_frame(event.event.as_deref(), &event.data));
         }
-        let mut value: Value = match serde_json::from_str(&event.data) {
-            Ok(value @ Value::Object(_)) => value,
-            _ => {
-                self.skipped_frames += 1;
-                return None;
-            }
+        let Some(observed) = self.observe(&event.data, true) else {
+            self.skipped_frames += 1;
+            return None;
         };
-        let rewritten = self.observe(&mut value, true);
-        let kind = value
-            .get("type")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let name = kind.as_deref().or(event.event.as_deref());
-        if rewritten {
-            Some(encode_frame(name, &to_text(&value)))
-        } else {
-            Some(encode_frame(name, &event.data))
-        }
+        let name = observed.kind.as_deref().or(event.event.as_deref());
+        let data = observed.rewritten.as_deref().unwrap_or(&event.data);
+        Some(encode_frame(name, data))
     }
 
     /// Records one upstream event without producing a frame (non-streaming callers). The
@@ -81,18 +87,15 @@ impl ResponsesTranscript {
         if is_passthrough(event) {
             return;
         }
-        match serde_json::from_str(&event.data) {
-            Ok(mut value @ Value::Object(_)) => {
-                self.observe(&mut value, false);
-            }
-            _ => self.skipped_frames += 1,
+        if self.observe(&event.data, false).is_none() {
+            self.skipped_frames += 1;
         }
     }
 
     /// The cheap path for events that change nothing the transcript keeps but the sequence
     /// number (deltas above all, and the large `response.created`): the JSON is checked and the
-    /// number read without building a tree (most of a relay's CPU went into such parsing). Returns false for a frame that is
-    /// not a JSON object (skipped).
+    /// number read without building a tree (most of a relay's CPU went into such parsing).
+    /// Returns false for a frame that is not a JSON object (skipped).
     fn observe_delta(&mut self, event: &SseEvent) -> bool {
         // serde reads a struct from an array too; only objects are events.
         if !event.data.trim_start().starts_with('{') {
@@ -121,33 +124,58 @@ impl ResponsesTranscript {
         );
     }
 
-    /// Updates the transcript from one event; returns true when the event was rewritten.
-    /// What the transcript keeps is moved out of `value`, and copied only when `value` is
-    /// still to be sent as a rewritten frame (`for_frame`).
-    fn observe(&mut self, value: &mut Value, for_frame: bool) -> bool {
-        if let Some(sequence) = value.get("sequence_number").and_then(Value::as_u64) {
+    /// Updates the transcript from one event's `data`; `None` when it is not a JSON object.
+    /// `for_frame`: the caller relays the event, so a rewritten text is wanted.
+    fn observe<'a>(&mut self, data: &'a str, for_frame: bool) -> Option<Observed<'a>> {
+        let Some(fields) = EventFields::parse(data) else {
+            // Not an object, or one the borrowing reader refuses (a field given twice): read
+            // it as a tree once, as before, and go on with its canonical text.
+            let value: Value = serde_json::from_str(data).ok().filter(Value::is_object)?;
+            let canonical = to_text(&value);
+            let observed =
+                self.observe_fields(&canonical, &EventFields::parse(&canonical)?, for_frame);
+            return Some(Observed {
+                kind: observed.kind.map(|kind| Cow::Owned(kind.into_owned())),
+                rewritten: observed.rewritten,
+            });
+        };
+        Some(self.observe_fields(data, &fields, for_frame))
+    }
+
+    fn observe_fields<'a>(
+        &mut self,
+        data: &str,
+        fields: &EventFields<'a>,
+        for_frame: bool,
+    ) -> Observed<'a> {
+        if let Some(sequence) = as_u64(fields.sequence_number) {
             self.note_sequence(sequence);
         }
-        match value.get("type").and_then(Value::as_str).unwrap_or("") {
+        let kind = fields.kind();
+        let rewritten = match kind.as_deref().unwrap_or("") {
             "response.output_item.done" => {
-                let index = value
-                    .get("output_index")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(self.items.len() as u64);
-                // This event's frame is relayed as it came, so its item can be moved.
-                if let Some(item) = value.get_mut("item").filter(|i| i.is_object()) {
-                    self.items.push((index, item.take()));
+                let index = as_u64(fields.output_index).unwrap_or(self.items.len() as u64);
+                if let Some(item) = fields.item.filter(|item| is_object(item)) {
+                    self.items.push((index, item.get().to_string()));
                 }
-                false
+                None
             }
             kind @ ("response.completed" | "response.incomplete") => {
                 let completed = kind == "response.completed";
-                let rewritten = self.fill_output(value);
-                let response = match value.get_mut("response") {
-                    Some(response) if for_frame && rewritten => response.clone(),
-                    Some(response) => response.take(),
-                    None => json!({}),
-                };
+                let mut response = fields
+                    .response
+                    .map_or_else(|| "{}".to_string(), |r| r.get().to_string());
+                let mut rewritten = None;
+                if for_frame {
+                    // The frame carries the filled response, so the items are used up now; a
+                    // non-streaming caller's answer is assembled at the end, in the form it
+                    // wants (`into_response_text` or `into_response`).
+                    let items = self.output_items();
+                    if let Some(filled) = fields.response.and_then(|r| with_output(r, &items)) {
+                        rewritten = with_response(data, &filled);
+                        response = filled;
+                    }
+                }
                 self.ending = Some(if completed {
                     Ending::Completed(response)
                 } else {
@@ -155,46 +183,18 @@ impl ResponsesTranscript {
                 });
                 rewritten
             }
-            "response.failed" => {
-                let error = value.pointer("/response/error");
-                self.ending = Some(Ending::Failed {
-                    code: text_field(error, "code").unwrap_or_else(|| "response_failed".into()),
-                    message: text_field(error, "message")
-                        .unwrap_or_else(|| "The upstream response failed.".into()),
-                });
-                false
+            kind @ ("response.failed" | "error") => {
+                self.ending = Some(failure(kind, data));
+                None
             }
-            "error" => {
-                let error = Some(&*value);
-                self.ending = Some(Ending::Failed {
-                    code: text_field(error, "code").unwrap_or_else(|| "upstream_error".into()),
-                    message: text_field(error, "message")
-                        .unwrap_or_else(|| "The upstream reported an error.".into()),
-                });
-                false
-            }
-            _ => false,
-        }
-    }
-
-    /// Puts the collected items into `response.output` when the upstream left it empty.
-    fn fill_output(&mut self, value: &mut Value) -> bool {
-        let Some(response) = value.get_mut("response").and_then(Value::as_object_mut) else {
-            return false;
+            _ => None,
         };
-        let empty = response
-            .get("output")
-            .is_none_or(|o| o.as_array().is_some_and(Vec::is_empty) || o.is_null());
-        if !empty || self.items.is_empty() {
-            return false;
-        }
-        response.insert("output".into(), Value::Array(self.output_items()));
-        true
+        Observed { kind, rewritten }
     }
 
     /// The collected items in output order, moved out: only the first terminal event is
     /// answered, so nothing needs them afterwards.
-    fn output_items(&mut self) -> Vec<Value> {
+    fn output_items(&mut self) -> Vec<String> {
         let mut items = std::mem::take(&mut self.items);
         // Stable: arrival order breaks ties.
         items.sort_by_key(|(index, _)| *index);
@@ -231,15 +231,71 @@ impl ResponsesTranscript {
         self.ending.as_ref().ok_or_else(eof_before_completion)
     }
 
-    /// The final Response object for a non-streaming caller.
-    pub fn into_response(self) -> Result<Value, ProxyError> {
-        match self.ending {
+    /// The terminal response as it was recorded; the failure or missing end as an error.
+    fn take_response(&mut self) -> Result<String, ProxyError> {
+        match self.ending.take() {
             Some(Ending::Completed(response)) | Some(Ending::Incomplete(response)) => Ok(response),
             Some(Ending::Failed { code, message }) => {
                 Err(ProxyError::ResponseFailed { code, message })
             }
             None => Err(eof_before_completion()),
         }
+    }
+
+    /// The final Response object for a non-streaming caller, as JSON text: the items spliced
+    /// into its `output` as text (the `/v1/responses` answer).
+    pub fn into_response_text(mut self) -> Result<String, ProxyError> {
+        let response = self.take_response()?;
+        let items = self.output_items();
+        let filled = serde_json::from_str::<&RawValue>(&response)
+            .ok()
+            .and_then(|raw| with_output(raw, &items));
+        Ok(filled.unwrap_or(response))
+    }
+
+    /// The final Response object for a non-streaming caller, as a tree (what the chat
+    /// translation reads): the response and the items are each parsed once.
+    pub fn into_response(mut self) -> Result<Value, ProxyError> {
+        let response = self.take_response()?;
+        // The text is JSON the backend sent (validated on the way in) or that we wrote.
+        let mut value: Value = serde_json::from_str(&response).map_err(|_| ProxyError::Internal)?;
+        let items = self.output_items();
+        if let Some(object) = value.as_object_mut()
+            && !items.is_empty()
+            && object
+                .get("output")
+                .is_none_or(|o| o.is_null() || o.as_array().is_some_and(Vec::is_empty))
+        {
+            let items = items
+                .iter()
+                .filter_map(|item| serde_json::from_str(item).ok())
+                .collect();
+            object.insert("output".into(), Value::Array(items));
+        }
+        Ok(value)
+    }
+}
+
+/// The ending a `response.failed` or `error` event means, read from its `data` (rare: a
+/// tree is fine here).
+fn failure(kind: &str, data: &str) -> Ending {
+    let value: Value = serde_json::from_str(data).unwrap_or_default();
+    let (error, code, message) = if kind == "error" {
+        (
+            Some(&value),
+            "upstream_error",
+            "The upstream reported an error.",
+        )
+    } else {
+        (
+            value.pointer("/response/error"),
+            "response_failed",
+            "The upstream response failed.",
+        )
+    };
+    Ending::Failed {
+        code: text_field(error, "code").unwrap_or_else(|| code.into()),
+        message: text_field(error, "message").unwrap_or_else(|| message.into()),
     }
 }
 
@@ -376,9 +432,41 @@ mod tests {
         assert_eq!(completed["response"]["usage"]["total_tokens"], 8);
         assert_eq!(completed["response"]["output"][1]["id"], "msg_2");
         match transcript.ending() {
-            Ok(Ending::Completed(response)) => assert_eq!(response["id"], "resp_1"),
+            Ok(Ending::Completed(response)) => {
+                let response: Value = serde_json::from_str(response).expect("json");
+                assert_eq!(response["id"], "resp_1");
+            }
             other => panic!("expected a completed ending, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn events_the_text_reader_refuses_take_the_tree_path_with_the_same_answer() {
+        // A field given twice, and an escaped key: read as a tree once, last value wins.
+        let mut transcript = ResponsesTranscript::new();
+        let item = SseEvent {
+            event: Some("response.output_item.done".into()),
+            data: r#"{"type":"response.output_item.done","output_index":9,"output_index":0,
+                      "item":{"id":"m1","type":"message"}}"#
+                .into(),
+        };
+        let completed = SseEvent {
+            event: Some("response.completed".into()),
+            data: r#"{"type":"response.completed","sequence_number":3,
+                      "response":{"id":"r","output":[],"n\u0061me":"x"}}"#
+                .into(),
+        };
+        let frames: Vec<u8> = [&item, &completed]
+            .into_iter()
+            .filter_map(|event| transcript.relay(event))
+            .flatten()
+            .collect();
+        let parsed = parse_frames(&frames);
+        assert_eq!(parsed[1]["response"]["output"][0]["id"], "m1");
+        assert_eq!(parsed[1]["response"]["name"], "x");
+        assert_eq!(parsed[1]["sequence_number"], 3);
+        let response = transcript.into_response().expect("completed");
+        assert_eq!(response["output"][0]["id"], "m1");
     }
 
     #[test]

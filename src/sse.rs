@@ -6,7 +6,7 @@
 //! `data:` lines join with `\n`, one optional space after the colon is dropped, comment lines
 //! (`:`) and unknown fields are ignored, a blank line dispatches.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead};
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,24 +164,22 @@ impl<R: BufRead> SseReader<R> {
         }
         loop {
             self.line.clear();
-            let limit = self.parser.max_event_bytes as u64 + 2;
-            let read = (&mut self.reader)
-                .take(limit)
-                .read_until(b'\n', &mut self.line)
-                .map_err(SseError::Io)?;
+            let limit = self.parser.max_event_bytes.saturating_add(2);
+            let read =
+                read_line_into(&mut self.reader, &mut self.line, limit).map_err(SseError::Io)?;
             if read == 0 {
                 self.done = true;
                 return Ok(self.parser.finish());
             }
-            if !self.line.ends_with(b"\n") && read as u64 >= limit {
+            if !self.line.ends_with(b"\n") && read >= limit {
                 return Err(SseError::EventTooLarge {
                     limit: self.parser.max_event_bytes,
                 });
             }
             let line = strip_line_end(&self.line);
             // The common case, a line without a lone CR, skips the split (a byte-by-byte
-            // scan; `contains` on bytes is a memchr).
-            if !line.contains(&b'\r') {
+            // scan).
+            if memchr::memchr(b'\r', line).is_none() {
                 if let Some(event) = self.parser.push_line(line)? {
                     return Ok(Some(event));
                 }
@@ -206,6 +204,41 @@ impl<R: BufRead> SseReader<R> {
     }
 }
 
+/// Appends the bytes up to and including the next LF to `line`, reading at most `limit`
+/// bytes; returns how many were read (0 at EOF). `BufRead::read_until` does the same, but its
+/// byte search is the portable one, and finding line ends was the largest single cost of
+/// reading an event stream; `memchr` (already linked through serde_json and ureq) searches
+/// with SIMD.
+fn read_line_into(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if available.is_empty() {
+            return Ok(read);
+        }
+        let room = limit - read;
+        let window = &available[..available.len().min(room)];
+        let (used, done) = match memchr::memchr(b'\n', window) {
+            Some(end) => (end + 1, true),
+            None => (window.len(), window.len() == room),
+        };
+        line.extend_from_slice(&window[..used]);
+        reader.consume(used);
+        read += used;
+        if done {
+            return Ok(read);
+        }
+    }
+}
+
 /// Encodes one SSE frame for a client: `event:` when given, then the data lines, then a blank line.
 pub fn encode_frame(event: Option<&str>, data: &str) -> Vec<u8> {
     let mut frame = Vec::with_capacity(data.len() + 32);
@@ -218,7 +251,7 @@ pub fn encode_frame(event: Option<&str>, data: &str) -> Vec<u8> {
         frame.push(b'\n');
     }
     // Compact JSON, the usual data, has no line break at all.
-    if !data.as_bytes().contains(&b'\n') && !data.as_bytes().contains(&b'\r') {
+    if memchr::memchr2(b'\n', b'\r', data.as_bytes()).is_none() {
         frame.extend_from_slice(b"data: ");
         frame.extend_from_slice(data.as_bytes());
         frame.extend_from_slice(b"\n\n");
@@ -313,6 +346,25 @@ mod tests {
         assert!(matches!(
             reader.next_event(),
             Err(SseError::EventTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn lines_split_across_reads_and_the_limit_hold_with_a_tiny_buffer() {
+        let text = b"event: a\r\ndata: {\"x\":1}\n\ndata: two\rdata: three\n\n";
+        let mut reader = SseReader::new(std::io::BufReader::with_capacity(3, &text[..]), 64);
+        let mut parsed = Vec::new();
+        while let Some(event) = reader.next_event().expect("valid") {
+            parsed.push(event);
+        }
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].event.as_deref(), Some("a"));
+        assert_eq!(parsed[1].data, "two\nthree");
+        let long = [b"data: ".as_slice(), &[b'x'; 100], b"\n\n"].concat();
+        let mut reader = SseReader::new(std::io::BufReader::with_capacity(7, &long[..]), 64);
+        assert!(matches!(
+            reader.next_event(),
+            Err(SseError::EventTooLarge { limit: 64 })
         ));
     }
 

@@ -131,9 +131,9 @@ fn in_band_error(
     (translator.error_frame(error), true)
 }
 
-/// Reads the stream to its end and builds the final Response object (its `output` rebuilt
-/// from the finished items).
-pub fn aggregate(mut upstream: UpstreamStream) -> Result<Value, ProxyError> {
+/// Reads the stream to its end and returns the transcript, from which the final Response
+/// object is built (its `output` rebuilt from the finished items).
+pub fn aggregate(mut upstream: UpstreamStream) -> Result<ResponsesTranscript, ProxyError> {
     let mut transcript = ResponsesTranscript::new();
     loop {
         match upstream.events.next_event() {
@@ -148,7 +148,7 @@ pub fn aggregate(mut upstream: UpstreamStream) -> Result<Value, ProxyError> {
             Err(error) => return Err(stream_error(&error)),
         }
     }
-    transcript.into_response()
+    Ok(transcript)
 }
 
 /// Reads what little follows the terminal event so the connection can go back to the pool.

@@ -1,0 +1,205 @@
+//! The terminal Response object as JSON text: the fields of an event the transcript reads,
+//! borrowed from the event's text, and the finished items spliced into `response.output`
+//! without building a `serde_json::Value` tree. Pure.
+//!
+//! Building, re-serialising and dropping trees for `response.completed` and the finished
+//! items was the largest share of an aggregated request's CPU. Here the values the proxy
+//! does not look into stay the exact text the backend sent (`RawValue`); only the top level
+//! of the event and of its `response` object are taken apart, and they come out with their
+//! keys in sorted order, as a `Value` map wrote them before.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::de::{Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The fields of a non-delta event that the transcript reads, borrowed from its text.
+#[derive(Deserialize)]
+pub struct EventFields<'a> {
+    /// The JSON `type`, as sent (a string, if the event is well formed).
+    #[serde(rename = "type", borrow)]
+    pub kind: Option<&'a RawValue>,
+    /// `sequence_number`, as sent.
+    #[serde(borrow)]
+    pub sequence_number: Option<&'a RawValue>,
+    /// `output_index` of `response.output_item.done`, as sent.
+    #[serde(borrow)]
+    pub output_index: Option<&'a RawValue>,
+    /// `item` of `response.output_item.done`, as sent.
+    #[serde(borrow)]
+    pub item: Option<&'a RawValue>,
+    /// `response` of the terminal events, as sent.
+    #[serde(borrow)]
+    pub response: Option<&'a RawValue>,
+}
+
+impl<'a> EventFields<'a> {
+    /// Reads the fields of `data`, which must be a JSON object (serde reads a struct from an
+    /// array too). `None` for anything else, and for an object this shape cannot take (a
+    /// field given twice, say): the caller then goes the slow way.
+    pub fn parse(data: &'a str) -> Option<Self> {
+        if !data.trim_start().starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(data).ok()
+    }
+
+    /// The `type`, when it is a string.
+    pub fn kind(&self) -> Option<Cow<'a, str>> {
+        let raw = self.kind?;
+        serde_json::from_str::<Key<'a>>(raw.get())
+            .ok()
+            .map(|key| key.0)
+    }
+}
+
+/// A JSON string borrowed from the text when it has no escapes, else copied.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Key<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(text.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A JSON object taken apart one level deep: its values stay text.
+type Fields<'a> = BTreeMap<Key<'a>, &'a RawValue>;
+
+/// A number that fits `u64`, as `Value::as_u64` reads it.
+pub fn as_u64(raw: Option<&RawValue>) -> Option<u64> {
+    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+}
+
+/// Whether a raw value is a JSON object.
+pub fn is_object(raw: &RawValue) -> bool {
+    raw.get().starts_with('{')
+}
+
+/// `response` with `output` set to `items` (JSON texts, in order), when `response` is an
+/// object whose `output` is missing, `null` or empty and there are items; `None` otherwise:
+/// the response stands as sent.
+pub fn with_output(response: &RawValue, items: &[String]) -> Option<String> {
+    if !is_object(response) || items.is_empty() {
+        return None;
+    }
+    // A raw value that is an object always takes apart one level deep.
+    let mut fields: Fields<'_> = serde_json::from_str(response.get()).ok()?;
+    let empty = match fields.get(&Key(Cow::Borrowed("output"))) {
+        None => true,
+        Some(output) if output.get() == "null" => true,
+        Some(output) => {
+            serde_json::from_str::<Vec<&RawValue>>(output.get()).is_ok_and(|items| items.is_empty())
+        }
+    };
+    if !empty {
+        return None;
+    }
+    let output = RawValue::from_string(format!("[{}]", items.join(","))).ok()?;
+    fields.insert(Key(Cow::Borrowed("output")), &output);
+    serde_json::to_string(&fields).ok()
+}
+
+/// The event `data` with its `response` replaced by `response` (JSON text); `None` when
+/// either is not JSON of that shape.
+pub fn with_response(data: &str, response: &str) -> Option<String> {
+    let mut fields: Fields<'_> = serde_json::from_str(data).ok()?;
+    let response: &RawValue = serde_json::from_str(response).ok()?;
+    fields.insert(Key(Cow::Borrowed("response")), response);
+    serde_json::to_string(&fields).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn raw(value: &Value) -> Box<RawValue> {
+        RawValue::from_string(value.to_string()).expect("raw")
+    }
+
+    #[test]
+    fn reads_the_fields_without_a_tree() {
+        let data = r#"{"type":"response.output_item.done","sequence_number":7,"output_index":2,
+                       "item":{"id":"m","content":[{"text":"a \"b\""}]},"extra":[1,2]}"#;
+        let fields = EventFields::parse(data).expect("fields");
+        assert_eq!(fields.kind().as_deref(), Some("response.output_item.done"));
+        assert_eq!(as_u64(fields.sequence_number), Some(7));
+        assert_eq!(as_u64(fields.output_index), Some(2));
+        let item = fields.item.expect("item");
+        assert!(is_object(item));
+        assert_eq!(item.get(), r#"{"id":"m","content":[{"text":"a \"b\""}]}"#);
+    }
+
+    #[test]
+    fn escaped_types_are_read_and_non_objects_refused() {
+        let fields = EventFields::parse(r#"{"type":"response.\u0063ompleted"}"#).expect("fields");
+        assert_eq!(fields.kind().as_deref(), Some("response.completed"));
+        let numbered = EventFields::parse(r#"{"type":5}"#).expect("fields");
+        assert_eq!(numbered.kind(), None);
+        assert!(EventFields::parse(r#"["response.completed"]"#).is_none());
+        assert!(
+            EventFields::parse(r#"{"type":"a","type":"b"}"#).is_none(),
+            "duplicates"
+        );
+        assert!(EventFields::parse(r#"{"type":"#).is_none());
+        assert_eq!(as_u64(Some(&raw(&json!(-1)))), None);
+        assert_eq!(as_u64(Some(&raw(&json!(7.5)))), None);
+    }
+
+    #[test]
+    fn items_fill_an_empty_output_and_nothing_else_changes() {
+        let response = json!({"id": "r", "output": [], "usage": {"total_tokens": 3}, "z": 1.0});
+        let items = [
+            json!({"id": "a"}).to_string(),
+            json!({"id": "b"}).to_string(),
+        ];
+        let filled = with_output(&raw(&response), &items).expect("filled");
+        let filled: Value = serde_json::from_str(&filled).expect("json");
+        let mut expected = response.clone();
+        expected["output"] = json!([{"id": "a"}, {"id": "b"}]);
+        assert_eq!(filled, expected);
+        for output in [json!(null), json!([])] {
+            let response = json!({"id": "r", "output": output});
+            assert!(with_output(&raw(&response), &items).is_some());
+        }
+        let missing = json!({"id": "r"});
+        assert!(with_output(&raw(&missing), &items).is_some());
+    }
+
+    #[test]
+    fn a_filled_output_or_no_items_leaves_the_response_alone() {
+        let items = [json!({"id": "a"}).to_string()];
+        let filled = json!({"output": [{"id": "kept"}]});
+        assert_eq!(with_output(&raw(&filled), &items), None);
+        assert_eq!(with_output(&raw(&json!({"output": []})), &[]), None);
+        assert_eq!(with_output(&raw(&json!("text")), &items), None);
+    }
+
+    #[test]
+    fn the_event_gets_the_new_response() {
+        let data = json!({"type": "response.completed", "sequence_number": 4,
+                          "response": {"output": []}})
+        .to_string();
+        let rewritten = with_response(&data, r#"{"output":[{"id":"a"}]}"#).expect("rewritten");
+        let rewritten: Value = serde_json::from_str(&rewritten).expect("json");
+        assert_eq!(rewritten["response"]["output"][0]["id"], "a");
+        assert_eq!(rewritten["sequence_number"], 4);
+        assert!(with_response("{not json", "{}").is_none());
+    }
+}
