@@ -41,6 +41,21 @@ struct AnnouncedCall {
     arguments: String,
 }
 
+/// The event types [`ChatStreamTranslator::on_value`] reads (also to open the stream); any
+/// other named event is dropped unparsed.
+const TRANSLATED: [&str; 10] = [
+    "response.output_text.delta",
+    "response.refusal.delta",
+    "response.reasoning_summary_text.delta",
+    "response.output_item.added",
+    "response.function_call_arguments.delta",
+    "response.output_item.done",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "error",
+];
+
 /// Translates one upstream stream into chat chunks.
 #[derive(Debug)]
 pub struct ChatStreamTranslator {
@@ -53,12 +68,34 @@ pub struct ChatStreamTranslator {
     calls: Vec<AnnouncedCall>,
     finished: bool,
     skipped_frames: usize,
+    template: ChunkTemplate,
+}
+
+/// The text every chunk of one stream starts with: id, object, created, model, and the
+/// opening of its single choice up to the delta.
+#[derive(Debug)]
+struct ChunkTemplate {
+    head: String,
+}
+
+impl ChunkTemplate {
+    fn new(meta: &CompletionMeta) -> Self {
+        let head = format!(
+            "{{\"id\":{},\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":{},\
+             \"choices\":[{{\"index\":0,\"delta\":",
+            to_text(&Value::String(meta.id.clone())),
+            meta.created,
+            to_text(&Value::String(meta.model.clone())),
+        );
+        ChunkTemplate { head }
+    }
 }
 
 impl ChatStreamTranslator {
     /// A translator whose chunks carry `meta`.
     pub fn new(meta: CompletionMeta, include_usage: bool, style: CallStyle) -> Self {
         ChatStreamTranslator {
+            template: ChunkTemplate::new(&meta),
             meta,
             include_usage,
             style,
@@ -177,16 +214,19 @@ impl ChatStreamTranslator {
         self.skipped_frames
     }
 
-    /// One `chat.completion.chunk` frame with a single choice.
+    /// One `chat.completion.chunk` frame with a single choice. Written around the delta
+    /// from text made once per stream (`ChunkTemplate`), not built as a tree per chunk.
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Vec<u8> {
-        let chunk = json!({
-            "id": self.meta.id,
-            "object": "chat.completion.chunk",
-            "created": self.meta.created,
-            "model": self.meta.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
-        });
-        encode_frame(None, &to_text(&chunk))
+        let mut json = String::with_capacity(self.template.head.len() + 96);
+        json.push_str(&self.template.head);
+        json.push_str(&to_text(&delta));
+        json.push_str(",\"logprobs\":null,\"finish_reason\":");
+        match finish_reason {
+            Some(reason) => json.push_str(&to_text(&Value::String(reason.to_string()))),
+            None => json.push_str("null"),
+        }
+        json.push_str("}]}");
+        encode_frame(None, &json)
     }
 
     fn push_delta(&self, frames: &mut Vec<u8>, field: &str, delta: String) {
@@ -332,8 +372,17 @@ impl ChatStreamTranslator {
 }
 
 impl StreamTranslator for ChatStreamTranslator {
-    /// Unparseable frames are skipped, as the Codex CLI skips them.
+    /// Unparseable frames are skipped, as the Codex CLI skips them. Events whose SSE name
+    /// says they mean nothing to a chat client (`response.created` and the other large
+    /// echoes, the `*.done` texts) are not even parsed.
     fn on_event(&mut self, event: &SseEvent) -> Option<Vec<u8>> {
+        if event
+            .event
+            .as_deref()
+            .is_some_and(|name| !TRANSLATED.contains(&name))
+        {
+            return None;
+        }
         match serde_json::from_str(&event.data) {
             Ok(value @ Value::Object(_)) => self.on_value(&value),
             _ => {

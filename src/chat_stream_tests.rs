@@ -511,3 +511,36 @@ fn a_call_only_stream_opens_with_null_content() {
         json!({"role": "assistant", "content": null})
     );
 }
+
+#[test]
+fn events_chat_clients_never_see_are_not_parsed() {
+    let mut t = translator(false);
+    let echo = SseEvent {
+        event: Some("response.output_text.done".into()),
+        data: "{not even json".into(),
+    };
+    assert!(t.on_event(&echo).is_none());
+    assert_eq!(t.skipped_frames(), 0, "dropped by name, never parsed");
+    let delta = SseEvent {
+        event: Some("response.output_text.delta".into()),
+        data: json!({"type": "response.output_text.delta", "item_id": "m", "output_index": 0,
+                     "content_index": 0, "delta": "hé \"quoted\""})
+        .to_string(),
+    };
+    let frames = t.on_event(&delta).expect("frames");
+    let text = String::from_utf8(frames).expect("utf-8");
+    let chunks: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|frame| frame.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).expect("chunk json"))
+        .collect();
+    let last = chunks.last().expect("a chunk");
+    assert_eq!(last["object"], "chat.completion.chunk");
+    assert_eq!(last["choices"][0]["delta"]["content"], "hé \"quoted\"");
+    assert_eq!(last["choices"][0]["finish_reason"], Value::Null);
+    assert!(
+        last["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("chatcmpl-"))
+    );
+}
