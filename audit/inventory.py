@@ -38,7 +38,7 @@ PLATFORMS = [
 # Why each direct dependency is here, in this project's terms.
 WHY = {
     "base64": "base64url without padding: JWT payloads (`exp`, account id, plan) and the PKCE challenge",
-    "crossbeam-channel": "the bounded queue between the accepting thread and the worker pool (`try_send` gives the immediate 503)",
+    "crossbeam-channel": "tests only: channels between the fake backends' threads (the proxy's worker queue is std only, `src/job_queue.rs`, because it wakes the most recently idle worker first)",
     "getrandom": "OS randomness for the PKCE verifier and state, temporary file names and retry jitter (ids come from std's OS-seeded hasher keys, `src/ids.rs`)",
     "log": "the logging facade the proxy and its dependencies write to",
     "memchr": "SIMD search for SSE line ends (the largest single cost of reading an event stream with std's portable search); already linked through serde_json and ureq, so no new code",

@@ -36,6 +36,7 @@
 //! - [`server`]: listener with socket timeouts, dispatcher, bounded queue, worker pool,
 //!   panic isolation, graceful stop.
 //! - [`intake`]: reading request bodies off the pool, bounded in size and time.
+//! - [`job_queue`]: the bounded job queue; idle workers are woken most recently idle first.
 //! - [`exchange`]: one request and its answer: JSON, error, or a hand-framed chunked stream.
 //! - [`routes`]: paths, methods, caller authentication, models and files endpoints.
 //! - [`stream_pump`]: the loop both endpoints share: open upstream, pump events through a
@@ -69,6 +70,7 @@ pub mod error;
 pub mod exchange;
 pub mod ids;
 pub mod intake;
+pub mod job_queue;
 pub mod json_body;
 pub mod jwt;
 pub mod logging;

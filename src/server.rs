@@ -2,11 +2,12 @@
 //!
 //! Invariants enforced here:
 //! - Concurrency is bounded by `WORKERS`, waiting by `QUEUE_DEPTH`; beyond both the proxy
-//!   answers 503 with `Retry-After` at once and never queues without limit.
+//!   answers 503 with `Retry-After` at once and never queues without limit (`job_queue`,
+//!   which also hands each job to the most recently idle worker).
 //! - Only complete bodies reach the queue (see `intake`), so a stalled client holds no worker.
 //! - A panicking handler answers 500 (when it had not answered yet) and its worker lives on.
-//! - Shutdown stops accepting, lets queued and in-flight requests finish within the grace
-//!   period, then returns.
+//! - Shutdown stops accepting, lets bodies being read join the queue, and lets queued and
+//!   in-flight requests finish within the grace period, then returns.
 //! - Client sockets carry read and write timeouts (`CLIENT_TIMEOUT_SECS`): set on the
 //!   listener and inherited by every accepted socket, they bound slow bodies and headers,
 //!   idle keep-alive connections, and streams to clients that stopped reading. (On the
@@ -18,17 +19,17 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tiny_http::Request;
 
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::intake;
+use crate::job_queue::JobQueue;
 use crate::logging::{Field, access};
 use crate::metrics::{Metrics, RequestObservation};
 
@@ -73,7 +74,8 @@ struct Job {
 /// A running server.
 pub struct RunningServer {
     addr: SocketAddr,
-    queue: Receiver<Job>,
+    queue: Arc<JobQueue<Job>>,
+    intakes: Arc<AtomicUsize>,
     stopping: Arc<AtomicBool>,
     dispatcher: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
@@ -100,6 +102,12 @@ impl RunningServer {
             log::error!("dispatcher thread panicked");
         }
         let deadline = Instant::now() + grace;
+        // Bodies still being read were accepted: they may still join the queue.
+        while self.intakes.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The workers finish what is queued, then end.
+        self.queue.close();
         while self.workers.iter().any(|w| !w.is_finished()) {
             if Instant::now() >= deadline {
                 let busy = self.workers.iter().filter(|w| !w.is_finished()).count();
@@ -127,27 +135,31 @@ pub fn start(
     let addr = listener.local_addr()?;
     let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|e| io::Error::other(e.to_string()))?;
-    let (sender, receiver) = crossbeam_channel::bounded::<Job>(limits.queue_depth);
+    let queue = Arc::new(JobQueue::new(limits.workers, limits.queue_depth));
     let mut workers = Vec::with_capacity(limits.workers);
     for index in 0..limits.workers {
-        let receiver = receiver.clone();
+        let queue = queue.clone();
         let handler = handler.clone();
         let metrics = metrics.clone();
         let worker = std::thread::Builder::new()
             .name(format!("worker-{index}"))
-            .spawn(move || work(&receiver, handler.as_ref(), &metrics))?;
+            .spawn(move || work(&queue, index, handler.as_ref(), &metrics))?;
         workers.push(worker);
     }
     let stopping = Arc::new(AtomicBool::new(false));
+    let intakes = Arc::new(AtomicUsize::new(0));
     let dispatcher = {
         let stopping = stopping.clone();
+        let queue = queue.clone();
+        let intakes = intakes.clone();
         std::thread::Builder::new()
             .name("dispatcher".into())
-            .spawn(move || dispatch(server, &sender, &limits, &stopping, &metrics))?
+            .spawn(move || dispatch(server, &queue, &intakes, &limits, &stopping, &metrics))?
     };
     Ok(RunningServer {
         addr,
-        queue: receiver,
+        queue,
+        intakes,
         stopping,
         dispatcher: Some(dispatcher),
         workers,
@@ -172,7 +184,8 @@ fn bind_with_timeouts(host: &str, port: u16, timeout: Duration) -> io::Result<Tc
 
 fn dispatch(
     server: tiny_http::Server,
-    queue: &Sender<Job>,
+    queue: &Arc<JobQueue<Job>>,
+    intakes: &Arc<AtomicUsize>,
     limits: &ServerLimits,
     stopping: &AtomicBool,
     metrics: &Arc<Metrics>,
@@ -194,12 +207,15 @@ fn dispatch(
             let queue = queue.clone();
             let limits = limits.clone();
             let metrics = metrics.clone();
+            let running = IntakeRunning::start(intakes);
             let read_then_enqueue = move || match intake::read_body(
                 &mut request,
                 limits.max_body_bytes,
                 limits.client_timeout,
             ) {
                 Ok(body) => {
+                    // Counted until the job is queued (or refused), even if this panics.
+                    let _running = running;
                     let job = Job {
                         request,
                         body,
@@ -208,7 +224,10 @@ fn dispatch(
                     };
                     enqueue(&queue, job, &metrics);
                 }
-                Err(error) => refuse(request, &error, request_id, started, &metrics),
+                Err(error) => {
+                    drop(running);
+                    refuse(request, &error, request_id, started, &metrics)
+                }
             };
             let spawned = std::thread::Builder::new()
                 .name("intake".into())
@@ -236,13 +255,29 @@ fn dispatch(
     log::info!("stopped accepting connections");
 }
 
+/// Counts one intake thread while it lives, so a shutdown waits for bodies being read.
+struct IntakeRunning(Arc<AtomicUsize>);
+
+impl IntakeRunning {
+    fn start(intakes: &Arc<AtomicUsize>) -> Self {
+        intakes.fetch_add(1, Ordering::SeqCst);
+        IntakeRunning(intakes.clone())
+    }
+}
+
+impl Drop for IntakeRunning {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Puts a job on the queue, or answers 503 at once when the queue is full.
-fn enqueue(queue: &Sender<Job>, job: Job, metrics: &Arc<Metrics>) {
-    // Counted before the send so a worker that takes the job at once never sees it negative.
+fn enqueue(queue: &JobQueue<Job>, job: Job, metrics: &Arc<Metrics>) {
+    // Counted before the push so a worker that takes the job at once never sees it negative.
     metrics.queued.fetch_add(1, Ordering::Relaxed);
-    match queue.try_send(job) {
+    match queue.try_push(job) {
         Ok(()) => {}
-        Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+        Err(job) => {
             metrics.queued.fetch_sub(1, Ordering::Relaxed);
             metrics.overloaded.fetch_add(1, Ordering::Relaxed);
             // Answered off the dispatcher: a pipelining client can make a write wait for
@@ -296,8 +331,8 @@ fn refuse(
     record(&exchange, metrics);
 }
 
-fn work(queue: &Receiver<Job>, handler: &dyn Handler, metrics: &Arc<Metrics>) {
-    while let Ok(job) = queue.recv() {
+fn work(queue: &JobQueue<Job>, index: usize, handler: &dyn Handler, metrics: &Arc<Metrics>) {
+    while let Some(job) = queue.pop(index) {
         metrics.queued.fetch_sub(1, Ordering::Relaxed);
         metrics.busy_workers.fetch_add(1, Ordering::Relaxed);
         let mut exchange = Exchange::new(

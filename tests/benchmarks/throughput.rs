@@ -1,25 +1,29 @@
 //! Section 2, `throughput`: non-streaming requests per second.
 //!
-//! 16 and 64 closed-loop clients for 5 s each, a short answer (20 deltas, no pauses). The
+//! 16 and 64 closed-loop clients, in 3 rounds that take every path in turn for 2 s each, a
+//! short answer (20 deltas, no pauses). The
 //! proxy paths ask for `"stream": false`, so the proxy aggregates the upstream stream into
 //! one JSON object (a Response or a `chat.completion`); direct and nginx read the fake's SSE
 //! stream to its end (a relay has nothing to aggregate). Reported as ratios to direct and to
-//! nginx; target: proxy (either path) at least 0.8 × nginx. The CPU time of the relay (nginx
+//! nginx (the median of the rounds' ratios, with their range); target: proxy (either path) at
+//! least 0.8 × nginx. The CPU time of the relay (nginx
 //! or the proxy) and of this process (fake plus load generator) shows who the bottleneck is.
 
 use std::time::Duration;
 
-use crate::load::run_throughput;
+use crate::load::{ThroughputStats, run_throughput};
 use crate::proxy_process::{ProxyProcess, own_cpu_time};
 use crate::report::verdict;
 use crate::stats::{Summary, Table, ms};
 use crate::via::{Request, Via};
 use crate::{Bench, BenchResult, SHORT_SCENARIO};
 
-/// Concurrency levels, measured duration and unmeasured warm-up per run.
+/// Concurrency levels; rounds over all paths; measured duration and unmeasured warm-up of
+/// each path in each round.
 const CONCURRENCY: [usize; 2] = [16, 64];
-const DURATION: Duration = Duration::from_secs(5);
-const WARM_UP: Duration = Duration::from_millis(500);
+const ROUNDS: usize = 3;
+const DURATION: Duration = Duration::from_secs(2);
+const WARM_UP: Duration = Duration::from_millis(300);
 
 /// Throughput through either proxy path over nginx's.
 const OVER_NGINX_TARGET: f64 = 0.8;
@@ -27,7 +31,7 @@ const OVER_NGINX_TARGET: f64 = 0.8;
 /// Runs section 2 against `proxy`.
 pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
     let mut table = Table::new(
-        "2. Non-streaming throughput (closed loop, 5 s per row; direct and nginx read the fake's SSE to the end, proxy and chat return the aggregated JSON)",
+        "2. Non-streaming throughput (closed loop, 3 interleaved rounds of 2 s per path; direct and nginx read the fake's SSE to the end, proxy and chat return the aggregated JSON)",
         &[
             "clients",
             "path",
@@ -68,33 +72,51 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
         .collect();
     for concurrency in CONCURRENCY {
         let scenario = format!("aggregate-c{concurrency}");
-        let mut rates: Vec<(Via, f64)> = Vec::with_capacity(4);
-        for request in &requests {
-            let via = request.target.via;
-            run_throughput(request, concurrency, WARM_UP)?;
-            let relay_before = bench.relay_cpu(via, proxy)?;
-            let own_before = own_cpu_time()?;
-            let mut run = run_throughput(request, concurrency, DURATION)?;
-            let relay_cpu = bench
-                .relay_cpu(via, proxy)?
-                .zip(relay_before)
-                .map(|(after, before)| after.saturating_sub(before));
-            let own_cpu = own_cpu_time()?.saturating_sub(own_before);
-            let seconds = run.elapsed.as_secs_f64().max(1e-9);
-            let rate = run.ok as f64 / seconds;
-            let relay_share = relay_cpu.map(|cpu| cpu.as_secs_f64() / seconds * 100.0);
-            let own_share = own_cpu.as_secs_f64() / seconds * 100.0;
-            let relay_per_request =
-                relay_cpu.map(|cpu| cpu.as_micros() as f64 / run.ok.max(1) as f64);
-            let latency = Summary::of(&mut run.latencies_us);
-            let path = via.label();
+        let mut totals: Vec<PathTotals> = requests
+            .iter()
+            .map(|request| PathTotals::new(request.target.via))
+            .collect();
+        // Rounds interleave the paths, so a machine whose speed drifts (a shared VM) slows
+        // every path alike within a round; ratios are taken per round and their median
+        // reported, with the range.
+        let mut rounds: Vec<Vec<(Via, f64)>> = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let mut rates = Vec::with_capacity(requests.len());
+            for (request, total) in requests.iter().zip(totals.iter_mut()) {
+                let via = request.target.via;
+                run_throughput(request, concurrency, WARM_UP)?;
+                let relay_before = bench.relay_cpu(via, proxy)?;
+                let own_before = own_cpu_time()?;
+                let run = run_throughput(request, concurrency, DURATION)?;
+                let relay_cpu = bench
+                    .relay_cpu(via, proxy)?
+                    .zip(relay_before)
+                    .map(|(after, before)| after.saturating_sub(before));
+                let own_cpu = own_cpu_time()?.saturating_sub(own_before);
+                rates.push((via, run.ok as f64 / run.elapsed.as_secs_f64().max(1e-9)));
+                total.add(run, relay_cpu, own_cpu);
+            }
+            rounds.push(rates);
+        }
+        for total in &mut totals {
+            let seconds = total.elapsed.as_secs_f64().max(1e-9);
+            let rate = total.ok as f64 / seconds;
+            let relay_share = total
+                .relay_cpu
+                .map(|cpu| cpu.as_secs_f64() / seconds * 100.0);
+            let own_share = total.own_cpu.as_secs_f64() / seconds * 100.0;
+            let relay_per_request = total
+                .relay_cpu
+                .map(|cpu| cpu.as_micros() as f64 / total.ok.max(1) as f64);
+            let latency = Summary::of(&mut total.latencies_us);
+            let path = total.via.label();
             let or_dash =
                 |value: Option<f64>| value.map_or_else(|| "-".into(), |v| format!("{v:.0}"));
             table.row(vec![
                 concurrency.to_string(),
                 path.into(),
-                run.ok.to_string(),
-                run.failed.to_string(),
+                total.ok.to_string(),
+                total.failed.to_string(),
                 format!("{rate:.0}"),
                 ms(latency.p50),
                 ms(latency.p90),
@@ -105,8 +127,8 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                 or_dash(relay_per_request),
             ]);
             let csv = &mut bench.report.csv;
-            csv.add("throughput", &scenario, path, "ok", run.ok, "");
-            csv.add("throughput", &scenario, path, "failed", run.failed, "");
+            csv.add("throughput", &scenario, path, "ok", total.ok, "");
+            csv.add("throughput", &scenario, path, "failed", total.failed, "");
             csv.add(
                 "throughput",
                 &scenario,
@@ -152,24 +174,29 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                 format!("{own_share:.1}"),
                 "%",
             );
-            if let Some(error) = run.first_error {
+            if let Some(error) = &total.first_error {
                 bench.report.text(&format!(
                     "note: {scenario} {path}: first failure: {error}\n"
                 ));
             }
-            rates.push((via, rate));
         }
-        let rate = |via: Via| rates.iter().find(|(v, _)| *v == via).map(|(_, r)| *r);
-        let ratio = |top: Via, bottom: Via| {
-            rate(top)
-                .zip(rate(bottom))
-                .map(|(top, bottom)| top / bottom.max(1e-9))
+        let rate = |via: Via| {
+            totals
+                .iter()
+                .find(|total| total.via == via)
+                .map(|total| total.ok as f64 / total.elapsed.as_secs_f64().max(1e-9))
         };
+        let ratio = |top: Via, bottom: Via| median_ratio(&rounds, top, bottom);
         let cell = |value: Option<f64>, decimals: usize| {
             value.map_or_else(|| "n/a".into(), |v| format!("{v:.decimals$}"))
         };
-        let proxy_over_nginx = ratio(Via::Proxy, Via::Nginx);
-        let chat_over_nginx = ratio(Via::Chat, Via::Nginx);
+        let ranged = |top: Via, bottom: Via| match ratio(top, bottom) {
+            Some((median, low, high)) => format!("{median:.2} ({low:.2}–{high:.2})"),
+            None => "n/a".into(),
+        };
+        let median = |top: Via, bottom: Via| ratio(top, bottom).map(|(median, _, _)| median);
+        let proxy_over_nginx = median(Via::Proxy, Via::Nginx);
+        let chat_over_nginx = median(Via::Chat, Via::Nginx);
         let met = |ratio: Option<f64>| ratio.map(|r| r >= OVER_NGINX_TARGET);
         ratios.row(vec![
             concurrency.to_string(),
@@ -177,11 +204,11 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             cell(rate(Via::Nginx), 0),
             cell(rate(Via::Proxy), 0),
             cell(rate(Via::Chat), 0),
-            cell(ratio(Via::Nginx, Via::Direct), 2),
-            cell(ratio(Via::Proxy, Via::Direct), 2),
-            cell(ratio(Via::Chat, Via::Direct), 2),
-            cell(proxy_over_nginx, 2),
-            cell(chat_over_nginx, 2),
+            ranged(Via::Nginx, Via::Direct),
+            ranged(Via::Proxy, Via::Direct),
+            ranged(Via::Chat, Via::Direct),
+            ranged(Via::Proxy, Via::Nginx),
+            ranged(Via::Chat, Via::Nginx),
             format!(">= {OVER_NGINX_TARGET:.1}"),
             verdict(met(proxy_over_nginx)),
             verdict(met(chat_over_nginx)),
@@ -193,7 +220,7 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             ("proxy_over_nginx", Via::Proxy, Via::Nginx),
             ("chat_over_nginx", Via::Chat, Via::Nginx),
         ] {
-            if let Some(value) = ratio(top, bottom) {
+            if let Some(value) = median(top, bottom) {
                 let value = format!("{value:.3}");
                 bench
                     .report
@@ -204,7 +231,9 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
         for (path, value) in [("proxy", proxy_over_nginx), ("chat", chat_over_nginx)] {
             bench.report.target(
                 "2 throughput",
-                &format!("non-streaming req/s, {path} / nginx, {concurrency} clients"),
+                &format!(
+                    "non-streaming req/s, {path} / nginx, {concurrency} clients (median of {ROUNDS} rounds)"
+                ),
                 &format!(">= {OVER_NGINX_TARGET:.1}"),
                 &cell(value, 2),
                 met(value),
@@ -214,4 +243,67 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
     bench.report.table(&table);
     bench.report.table(&ratios);
     Ok(())
+}
+
+/// One path's figures summed over the rounds.
+struct PathTotals {
+    via: Via,
+    ok: u64,
+    failed: u64,
+    latencies_us: Vec<i64>,
+    elapsed: Duration,
+    relay_cpu: Option<Duration>,
+    own_cpu: Duration,
+    first_error: Option<String>,
+}
+
+impl PathTotals {
+    fn new(via: Via) -> Self {
+        PathTotals {
+            via,
+            ok: 0,
+            failed: 0,
+            latencies_us: Vec::new(),
+            elapsed: Duration::ZERO,
+            relay_cpu: None,
+            own_cpu: Duration::ZERO,
+            first_error: None,
+        }
+    }
+
+    fn add(&mut self, run: ThroughputStats, relay_cpu: Option<Duration>, own_cpu: Duration) {
+        self.ok += run.ok;
+        self.failed += run.failed;
+        self.latencies_us.extend(run.latencies_us);
+        self.elapsed += run.elapsed;
+        self.relay_cpu = match (self.relay_cpu, relay_cpu) {
+            (Some(sum), Some(more)) => Some(sum + more),
+            (None, more) => more,
+            (sum, None) => sum,
+        };
+        self.own_cpu += own_cpu;
+        if self.first_error.is_none() {
+            self.first_error = run.first_error;
+        }
+    }
+}
+
+/// The median, lowest and highest of the rounds' `top / bottom` rate ratios.
+fn median_ratio(rounds: &[Vec<(Via, f64)>], top: Via, bottom: Via) -> Option<(f64, f64, f64)> {
+    let rate = |round: &[(Via, f64)], via: Via| {
+        round.iter().find(|(v, _)| *v == via).map(|(_, rate)| *rate)
+    };
+    let mut ratios: Vec<f64> = rounds
+        .iter()
+        .filter_map(|round| Some(rate(round, top)? / rate(round, bottom)?.max(1e-9)))
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    Some((
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+    ))
 }
