@@ -62,11 +62,16 @@ impl<T> JobQueue<T> {
             return Err(job);
         }
         state.jobs.push_back(job);
-        if let Some(worker) = state.idle.pop() {
+        let chosen = state.idle.pop();
+        if let Some(worker) = chosen {
             state.is_idle[worker] = false;
-            if let Some(waker) = self.wakers.get(worker) {
-                waker.notify_one();
-            }
+        }
+        // Woken after the lock is released, so the worker does not wake only to wait for it.
+        // It cannot miss the signal: it left the lock only by waiting on its condition
+        // variable, and one that woke spuriously meanwhile finds the job, or none and waits.
+        drop(state);
+        if let Some(waker) = chosen.and_then(|worker| self.wakers.get(worker)) {
+            waker.notify_one();
         }
         Ok(())
     }
