@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use fake_codex::FakeCodex;
 use harness::{PROXY_KEY, get, post_json, scratch_dir};
-use proxy_process::ProxyProcess;
+use proxy_process::{ProxyProcess, usage, wait_for_usage};
 use serde_json::json;
 
 /// Connections that never send a byte.
@@ -40,45 +40,6 @@ const FD_MARGIN: u64 = 200;
 const PROMPTLY: Duration = Duration::from_secs(3);
 /// Longest the proxy may take to start a thread for every connection, or to end them after.
 const SETTLE: Duration = Duration::from_secs(30);
-
-/// One process's figures from `/proc/<pid>/status`.
-#[derive(Debug, Clone, Copy)]
-struct ProcessFigures {
-    threads: usize,
-    rss_kib: u64,
-}
-
-fn figures(pid: u32) -> ProcessFigures {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|value| value.parse().ok())
-            .expect("status field")
-    };
-    ProcessFigures {
-        threads: usize::try_from(field("Threads:")).expect("thread count"),
-        rss_kib: field("VmRSS:"),
-    }
-}
-
-/// Polls the proxy's figures until `done` holds or `bound` passes; returns the last figures.
-fn wait_for(
-    pid: u32,
-    bound: Duration,
-    done: impl Fn(ProcessFigures) -> bool,
-) -> (ProcessFigures, Duration) {
-    let started = Instant::now();
-    loop {
-        let now = figures(pid);
-        if done(now) || started.elapsed() > bound {
-            return (now, started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The soft limit on open files of this process (the proxy, its child, inherits it).
 fn open_files_limit() -> u64 {
@@ -137,7 +98,7 @@ fn a_thousand_idle_connections_do_not_block_service() {
 
     serve_both(&base);
     let (before_health, before_total) = serve_both(&base);
-    let before = figures(pid);
+    let before = usage(pid);
     eprintln!(
         "before: {} threads, {} KiB RSS; healthz {before_health:?}, healthz + request {before_total:?}",
         before.threads, before.rss_kib
@@ -161,7 +122,7 @@ fn a_thousand_idle_connections_do_not_block_service() {
     let opened = opening.elapsed();
     // tiny_http gives every accepted connection a thread of its own (its few spare threads
     // take the first ones): wait until there are at least as many threads as connections.
-    let (with, accepted_in) = wait_for(pid, SETTLE, |now| now.threads >= IDLE + PARTIAL);
+    let (with, accepted_in) = wait_for_usage(pid, SETTLE, |now| now.threads >= IDLE + PARTIAL);
     eprintln!(
         "opened {} connections in {opened:?} (slowest connect {slowest:?}); {} threads, \
          {} KiB RSS after {accepted_in:?}",
@@ -175,7 +136,7 @@ fn a_thousand_idle_connections_do_not_block_service() {
     );
 
     let (health, total) = serve_both(&base);
-    let during = figures(pid);
+    let during = usage(pid);
     eprintln!(
         "with {} idle connections: healthz {health:?}, healthz + request {total:?}; \
          {} threads, {} KiB RSS ({} KiB more than before)",
@@ -190,7 +151,7 @@ fn a_thousand_idle_connections_do_not_block_service() {
     drop(partial);
     // A connection thread ends when its client hangs up and then, idle, after tiny_http's
     // 5-second keep-alive for spare threads.
-    let (after, settled_in) = wait_for(pid, SETTLE, |now| now.threads <= before.threads + 8);
+    let (after, settled_in) = wait_for_usage(pid, SETTLE, |now| now.threads <= before.threads + 8);
     let (after_health, after_total) = serve_both(&base);
     eprintln!(
         "after the clients hung up: {} threads after {settled_in:?}, {} KiB RSS; healthz \

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use fake_codex::{DEFAULT_TEXT, FakeCodex, Script, sse_data};
 use harness::{PROXY_KEY, scratch_dir};
-use proxy_process::ProxyProcess;
+use proxy_process::{ProxyProcess, Usage, usage, wait_for_usage};
 use serde_json::{Value, json};
 
 const WORKERS: usize = 8;
@@ -198,34 +198,6 @@ impl Rng {
     }
 }
 
-/// `VmRSS`, open descriptors and threads of a process.
-#[derive(Debug, Clone, Copy)]
-struct Usage {
-    rss_kib: u64,
-    fds: usize,
-    threads: usize,
-}
-
-fn usage(pid: u32) -> Usage {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|value| value.parse().ok())
-            .expect("status field")
-    };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("proc fd")
-        .count();
-    Usage {
-        rss_kib: field("VmRSS:"),
-        fds,
-        threads: field("Threads:") as usize,
-    }
-}
-
 fn show(label: &str, usage: Usage) {
     eprintln!(
         "soak: {label}: VmRSS {} KiB ({:.1} MiB), {} fds, {} threads",
@@ -238,14 +210,7 @@ fn show(label: &str, usage: Usage) {
 
 /// Polls (bounded) until `done` holds for the process's usage; returns the last reading.
 fn settle(pid: u32, done: impl Fn(Usage) -> bool) -> (Usage, Duration) {
-    let started = Instant::now();
-    loop {
-        let now = usage(pid);
-        if done(now) || started.elapsed() > SETTLE_LIMIT {
-            return (now, started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_usage(pid, SETTLE_LIMIT, done)
 }
 
 /// Sends mixed traffic from `WORKERS` threads until `deadline`.

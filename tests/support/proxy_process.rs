@@ -182,3 +182,52 @@ fn register_secrets(
     }
     credentials_file
 }
+
+/// Resident memory, open descriptors and threads of a process, from `/proc/<pid>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// `VmRSS`, KiB.
+    pub rss_kib: u64,
+    /// Entries of `/proc/<pid>/fd`.
+    pub fds: usize,
+    /// `Threads`.
+    pub threads: usize,
+}
+
+/// The process's usage now.
+pub fn usage(pid: u32) -> Usage {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|value| value.parse().ok())
+            .expect("status field")
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("proc fd")
+        .count();
+    Usage {
+        rss_kib: field("VmRSS:"),
+        fds,
+        threads: usize::try_from(field("Threads:")).expect("thread count"),
+    }
+}
+
+/// Polls the process's usage until `done` holds or `bound` passes; returns the last reading
+/// and how long it took.
+pub fn wait_for_usage(
+    pid: u32,
+    bound: Duration,
+    done: impl Fn(Usage) -> bool,
+) -> (Usage, Duration) {
+    let started = Instant::now();
+    loop {
+        let now = usage(pid);
+        if done(now) || started.elapsed() > bound {
+            return (now, started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
