@@ -14,6 +14,7 @@ use tiny_http::{Header, Method, Request, Response};
 
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
+use crate::scrub::SecretScrubber;
 
 /// A request being served.
 pub struct Exchange {
@@ -44,6 +45,9 @@ pub struct Exchange {
     pub client_disconnected: bool,
     /// The error code sent (as an answer or in-band in a stream), for the request log.
     pub error_code: Option<String>,
+    /// Set once the upstream answered: removes the access token that call carried from
+    /// every body and frame sent from then on.
+    pub scrubber: Option<Arc<SecretScrubber>>,
     metrics: Arc<Metrics>,
 }
 
@@ -77,6 +81,7 @@ impl Exchange {
             dropped: Vec::new(),
             client_disconnected: false,
             error_code: None,
+            scrubber: None,
             metrics,
         }
     }
@@ -135,6 +140,10 @@ impl Exchange {
     ) {
         let Some(request) = self.request.take() else {
             return;
+        };
+        let bytes = match &self.scrubber {
+            Some(scrubber) => scrubber.scrub(&bytes).into_owned(),
+            None => bytes,
         };
         self.status = Some(status);
         let length = bytes.len();
@@ -210,6 +219,7 @@ impl Exchange {
             writer,
             chunked,
             bytes: 0,
+            scrubber: self.scrubber.clone(),
             metrics: self.metrics.clone(),
         })
     }
@@ -220,6 +230,7 @@ pub struct EventStream {
     writer: Box<dyn Write + Send>,
     chunked: bool,
     bytes: u64,
+    scrubber: Option<Arc<SecretScrubber>>,
     metrics: Arc<Metrics>,
 }
 
@@ -235,6 +246,8 @@ impl EventStream {
         if frame.is_empty() {
             return Ok(());
         }
+        let scrubbed = self.scrubber.as_ref().map(|scrubber| scrubber.scrub(frame));
+        let frame = scrubbed.as_deref().unwrap_or(frame);
         if self.chunked {
             let mut chunk = Vec::with_capacity(frame.len() + 12);
             chunk.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());

@@ -31,6 +31,7 @@
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
 //! - [`url_encoding`]: percent-encoding for OAuth queries and forms.
 //! - [`ids`]: request, session and completion ids without a system call each.
+//! - [`scrub`]: the access token searched for and replaced in everything a caller is sent.
 //!
 //! I/O at the edges:
 //! - [`server`]: listener with socket timeouts, dispatcher, bounded queue, worker pool,
@@ -86,6 +87,7 @@ pub mod responses_relay;
 pub mod responses_request;
 pub mod rfc3339;
 pub mod routes;
+pub mod scrub;
 pub mod server;
 pub mod signals;
 pub mod sse;

@@ -63,6 +63,7 @@ pub fn open_upstream(
     match proxy.upstream.open_stream(&request.body, &session_id) {
         Ok(upstream) => {
             exchange.upstream_status = Some(upstream.status);
+            exchange.scrubber = upstream.scrubber.clone();
             let mut headers = upstream.passthrough_headers.clone();
             if !request.dropped.is_empty() {
                 headers.push((DROPPED_HEADER.to_string(), request.dropped.join(", ")));

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::oauth::transport_kind;
+use crate::scrub::SecretScrubber;
 use crate::sse::SseReader;
 use crate::token_cache::TokenCache;
 use crate::upstream_error::{UpstreamFailure, classify, is_retryable, without_secret};
@@ -30,6 +31,8 @@ pub struct UpstreamStream {
     pub passthrough_headers: Vec<(String, String)>,
     /// The events.
     pub events: SseReader<BufReader<ureq::BodyReader<'static>>>,
+    /// Finds the access token this call carried in what the caller is sent (`scrub`).
+    pub scrubber: Option<Arc<SecretScrubber>>,
 }
 
 /// An upstream refusal: the caller's error, and the headers to pass on with it.
@@ -127,6 +130,7 @@ impl UpstreamClient {
                             status,
                             passthrough_headers,
                             events: SseReader::new(BufReader::new(reader), MAX_EVENT_BYTES),
+                            scrubber: SecretScrubber::new(&credentials.access_token).map(Arc::new),
                         });
                     }
                     if status == 401 && !refreshed {

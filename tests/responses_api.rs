@@ -321,6 +321,50 @@ fn an_upstream_error_quoting_the_access_token_reaches_the_caller_without_it() {
 }
 
 #[test]
+fn answers_and_failures_quoting_the_access_token_reach_the_caller_without_it() {
+    let fake = FakeCodex::start();
+    let proxy = start(&fake, &[]);
+    let quoted = format!("echo: Bearer {DEFAULT_ACCESS_TOKEN}");
+    let ask = json!({"model": "gpt-5.5", "input": "hi"});
+    let mut ask_stream = ask.clone();
+    ask_stream["stream"] = json!(true);
+    let clean = |case: &str, text: &str| {
+        assert!(
+            !text.contains(DEFAULT_ACCESS_TOKEN),
+            "{case}: the token reached the caller"
+        );
+        assert!(text.contains("Bearer <redacted>"), "{case}: {text}");
+    };
+    let answer_text = || Script::Text {
+        text: quoted.clone(),
+        deltas: 1,
+    };
+    fake.push_script(answer_text());
+    let answer = post_json(&url(&proxy), &ask);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    clean("aggregated answer", &answer.body);
+    fake.push_script(answer_text());
+    let (status, _, events) = stream_events(&proxy.addr(), "/v1/responses", &ask_stream);
+    assert_eq!(status, 200);
+    clean("streamed answer", &Value::Array(events).to_string());
+    let failure = || Script::Failed {
+        code: "server_error".into(),
+        message: quoted.clone(),
+    };
+    fake.push_script(failure());
+    let answer = post_json(&url(&proxy), &ask);
+    assert!(answer.status >= 400, "{}", answer.body);
+    clean("aggregated failure", &answer.body);
+    fake.push_script(failure());
+    let (_, _, events) = stream_events(&proxy.addr(), "/v1/responses", &ask_stream);
+    clean("streamed failure", &Value::Array(events).to_string());
+    fake.push_script(failure());
+    let chat = json!({"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]});
+    let answer = post_json(&format!("{}/v1/chat/completions", proxy.base), &chat);
+    clean("chat failure", &answer.body);
+}
+
+#[test]
 fn server_errors_are_retried_before_the_first_byte() {
     let fake = FakeCodex::start();
     let proxy = start(&fake, &[("UPSTREAM_MAX_RETRIES", "2")]);
