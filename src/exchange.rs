@@ -4,6 +4,7 @@
 //! Streams bypass tiny_http's `respond`, whose chunked encoder holds 8 KiB before writing:
 //! the status line, headers and chunk framing are written here, straight to the socket.
 
+use std::borrow::Cow;
 use std::io::{self, Cursor, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -141,9 +142,13 @@ impl Exchange {
         let Some(request) = self.request.take() else {
             return;
         };
-        let bytes = match &self.scrubber {
-            Some(scrubber) => scrubber.scrub(&bytes).into_owned(),
-            None => bytes,
+        let bytes = match self
+            .scrubber
+            .as_ref()
+            .map(|scrubber| scrubber.scrub(&bytes))
+        {
+            Some(Cow::Owned(clean)) => clean,
+            _ => bytes,
         };
         self.status = Some(status);
         let length = bytes.len();

@@ -23,9 +23,11 @@ use crate::sse::{SseEvent, encode_frame};
 /// How a stream ended, once it has.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ending {
-    /// `response.completed`: the response object as JSON text, output filled.
+    /// `response.completed`: the response object as JSON text; in a relayed stream with the
+    /// finished items already in `output`, otherwise as sent (`into_response_text` and
+    /// `into_response` add them).
     Completed(String),
-    /// `response.incomplete`: the response object as JSON text, output filled.
+    /// `response.incomplete`: the same for an answer cut short.
     Incomplete(String),
     /// `response.failed` or an `error` event.
     Failed {
