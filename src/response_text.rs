@@ -40,7 +40,7 @@ impl<'a> EventFields<'a> {
     /// array too). `None` for anything else, and for an object this shape cannot take (a
     /// field given twice, say): the caller then goes the slow way.
     pub fn parse(data: &'a str) -> Option<Self> {
-        if !data.trim_start().starts_with('{') {
+        if !data.trim_start().starts_with('{') || !within_depth(data) {
             return None;
         }
         serde_json::from_str(data).ok()
@@ -53,6 +53,40 @@ impl<'a> EventFields<'a> {
             .ok()
             .map(|key| key.0)
     }
+}
+
+/// serde_json's recursion limit: a `Value` tree nests fewer than this many objects and arrays.
+/// Skipping values as `RawValue` has no such limit, so without this check text that no `Value`
+/// reader (nor the fuzz harness's client) can parse would be relayed and answered.
+pub const MAX_DEPTH: usize = 128;
+
+/// Whether `text` nests objects and arrays less than [`MAX_DEPTH`] deep, as a `Value` reader
+/// accepts (brackets inside strings do not count). Text with few brackets is passed without
+/// the byte-by-byte walk.
+pub fn within_depth(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if memchr::memchr2_iter(b'{', b'[', bytes).count() < MAX_DEPTH {
+        return true;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in bytes {
+        match (in_string, escaped, byte) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b'{' | b'[') => {
+                depth += 1;
+                if depth >= MAX_DEPTH {
+                    return false;
+                }
+            }
+            (false, _, b'}' | b']') => depth = depth.saturating_sub(1),
+            (false, _, _) => {}
+        }
+    }
+    true
 }
 
 /// A JSON string borrowed from the text when it has no escapes, else copied.
@@ -160,6 +194,31 @@ mod tests {
         assert!(EventFields::parse(r#"{"type":"#).is_none());
         assert_eq!(as_u64(Some(&raw(&json!(-1)))), None);
         assert_eq!(as_u64(Some(&raw(&json!(7.5)))), None);
+    }
+
+    #[test]
+    fn nesting_past_the_tree_limit_is_refused_and_brackets_in_strings_do_not_count() {
+        let deep = |levels: usize| {
+            format!(
+                r#"{{"type":"x","a":{}1{}}}"#,
+                "[".repeat(levels),
+                "]".repeat(levels)
+            )
+        };
+        // Exactly what a tree reader accepts, around the limit.
+        for levels in MAX_DEPTH - 8..MAX_DEPTH + 8 {
+            let text = deep(levels);
+            let tree = serde_json::from_str::<Value>(&text).is_ok();
+            assert_eq!(within_depth(&text), tree, "{levels} levels");
+            assert_eq!(EventFields::parse(&text).is_some(), tree, "{levels} levels");
+        }
+        let quoted = format!(
+            r#"{{"type":"x","text":"{}\"{}"}}"#,
+            "[".repeat(300),
+            "{".repeat(300)
+        );
+        assert!(within_depth(&quoted));
+        assert!(EventFields::parse(&quoted).is_some());
     }
 
     #[test]
