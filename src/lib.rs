@@ -9,7 +9,7 @@
 //! - [`env_file`]: the `.env` reader.
 //! - [`error`]: the one error enum and its OpenAI-shaped rendering.
 //! - [`caller_auth`]: constant-time bearer check; the public-path allowlist.
-//! - [`json_body`]: request body → JSON object, with errors that name the problem.
+//! - [`json_body`]: request body → JSON object, with errors that name the problem; JSON text out.
 //! - [`param_policy`]: the table deciding, per field, forward / rewrite / drop / reject.
 //! - [`responses_request`]: `/v1/responses` body → Codex backend body.
 //! - [`chat_request`]: `/v1/chat/completions` body → Codex backend body (via the Responses
