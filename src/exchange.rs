@@ -116,7 +116,7 @@ impl Exchange {
     pub fn respond_json(&mut self, status: u16, body: &Value, headers: &[(String, String)]) {
         self.respond_bytes(
             status,
-            serde_json::to_vec(body).unwrap_or_default(),
+            crate::json_body::to_text(body).into_bytes(),
             "application/json",
             headers,
         );

@@ -72,6 +72,7 @@ pub fn open_upstream(
         }
         Err(refusal) => {
             exchange.upstream_status = refusal.status;
+            exchange.scrubber = refusal.scrubber;
             exchange.respond_error(&refusal.error, &refusal.passthrough_headers);
             None
         }

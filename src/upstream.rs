@@ -14,7 +14,7 @@ use crate::oauth::transport_kind;
 use crate::scrub::SecretScrubber;
 use crate::sse::SseReader;
 use crate::token_cache::TokenCache;
-use crate::upstream_error::{UpstreamFailure, classify, is_retryable, without_secret};
+use crate::upstream_error::{UpstreamFailure, classify, is_retryable};
 
 /// Largest single SSE event accepted from upstream (a full response object with inline
 /// images can be large, but not this large).
@@ -44,6 +44,8 @@ pub struct Refusal {
     pub status: Option<u16>,
     /// `x-codex-*` headers, when the upstream answered at all.
     pub passthrough_headers: Vec<(String, String)>,
+    /// Finds the access token the call carried in the answer (`scrub`), when one was sent.
+    pub scrubber: Option<Arc<SecretScrubber>>,
 }
 
 impl From<ProxyError> for Refusal {
@@ -52,6 +54,7 @@ impl From<ProxyError> for Refusal {
             error,
             status: None,
             passthrough_headers: Vec::new(),
+            scrubber: None,
         }
     }
 }
@@ -130,7 +133,7 @@ impl UpstreamClient {
                             status,
                             passthrough_headers,
                             events: SseReader::new(BufReader::new(reader), MAX_EVENT_BYTES),
-                            scrubber: SecretScrubber::new(&credentials.access_token).map(Arc::new),
+                            scrubber: scrubber_for(&credentials.access_token),
                         });
                     }
                     if status == 401 && !refreshed {
@@ -140,15 +143,17 @@ impl UpstreamClient {
                             .refresh_after_unauthorized(&credentials.access_token)?;
                         continue;
                     }
-                    let failure_error = read_failure(response, &credentials.access_token);
+                    let failure_error = read_failure(response);
                     if is_retryable(status) && attempt < self.max_retries {
                         log::warn!("upstream answered {status}; retrying");
                         true
                     } else {
+                        // Its detail is passed on, so the caller's answer is scrubbed.
                         return Err(Refusal {
                             error: failure_error,
                             status: Some(status),
                             passthrough_headers,
+                            scrubber: scrubber_for(&credentials.access_token),
                         });
                     }
                 }
@@ -174,9 +179,8 @@ impl UpstreamClient {
     }
 }
 
-/// The error for a non-2xx answer, reading a bounded amount of its body, from which the
-/// `access_token` the request carried is removed.
-fn read_failure(response: http_response::Response, access_token: &str) -> ProxyError {
+/// The error for a non-2xx answer, reading a bounded amount of its body.
+fn read_failure(response: http_response::Response) -> ProxyError {
     let status = response.status().as_u16();
     let header = |name: &str| {
         response
@@ -195,7 +199,6 @@ fn read_failure(response: http_response::Response, access_token: &str) -> ProxyE
         .lossy_utf8(true)
         .read_to_string()
         .unwrap_or_default();
-    let body = without_secret(&body, access_token);
     classify(&UpstreamFailure {
         status,
         content_type: content_type.as_deref(),
@@ -203,6 +206,11 @@ fn read_failure(response: http_response::Response, access_token: &str) -> ProxyE
         retry_after,
         body: &body,
     })
+}
+
+/// The scrubber for the access token a call carried (`scrub`).
+fn scrubber_for(access_token: &str) -> Option<Arc<SecretScrubber>> {
+    SecretScrubber::new(access_token).map(Arc::new)
 }
 
 /// The caller's error for a transport failure that retries did not cure.
