@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use serde_json::{Map, Value, json};
 
+use crate::json_body::to_text;
+
 /// The target of access log lines.
 pub const ACCESS_TARGET: &str = "access";
 
@@ -66,13 +68,12 @@ impl LineFormatter {
                 record.level(),
                 record.target()
             ),
-            LogFormat::Json => json!({
+            LogFormat::Json => to_text(&json!({
                 "time": time,
                 "level": record.level().as_str(),
                 "target": record.target(),
                 "message": message,
-            })
-            .to_string(),
+            })),
         }
     }
 }
@@ -180,7 +181,7 @@ pub fn format_access(format: LogFormat, time: &str, fields: &[(&str, Field)]) ->
                 };
                 object.insert((*name).to_string(), value);
             }
-            Value::Object(object).to_string()
+            to_text(&Value::Object(object))
         }
     }
 }

@@ -256,7 +256,9 @@ impl ResponsesTranscript {
     }
 
     /// The final Response object for a non-streaming caller, as a tree (what the chat
-    /// translation reads): the response and the items are each parsed once.
+    /// translation reads): the response and the items are each parsed once and joined as
+    /// trees, the same rule as `with_output`. Parsing the spliced text instead would put an
+    /// item two levels deeper, past serde_json's depth limit for one that came close to it.
     pub fn into_response(mut self) -> Result<Value, ProxyError> {
         let response = self.take_response()?;
         // The text is JSON the backend sent (validated on the way in) or that we wrote.

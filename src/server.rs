@@ -208,25 +208,21 @@ fn dispatch(
             let limits = limits.clone();
             let metrics = metrics.clone();
             let running = IntakeRunning::start(intakes);
-            let read_then_enqueue = move || match intake::read_body(
-                &mut request,
-                limits.max_body_bytes,
-                limits.client_timeout,
-            ) {
-                Ok(body) => {
-                    // Counted until the job is queued (or refused), even if this panics.
-                    let _running = running;
-                    let job = Job {
-                        request,
-                        body,
-                        request_id,
-                        started,
-                    };
-                    enqueue(&queue, job, &metrics);
-                }
-                Err(error) => {
-                    drop(running);
-                    refuse(request, &error, request_id, started, &metrics)
+            let read_then_enqueue = move || {
+                // Counted while the body is read and until the job is queued or refused.
+                let _running = running;
+                match intake::read_body(&mut request, limits.max_body_bytes, limits.client_timeout)
+                {
+                    Ok(body) => {
+                        let job = Job {
+                            request,
+                            body,
+                            request_id,
+                            started,
+                        };
+                        enqueue(&queue, job, &metrics);
+                    }
+                    Err(error) => refuse(request, &error, request_id, started, &metrics),
                 }
             };
             let spawned = std::thread::Builder::new()
