@@ -18,25 +18,16 @@ mod secrets;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use codex_sub_proxy::jwt::unsigned_token;
 use fake_codex::FakeCodex;
 use fake_oauth::{FakeOAuth, OAuthMode};
-use harness::{TestProxy, config, get, post_json, scratch_dir};
+use harness::{TestProxy, access_token_expiring_at, config, get, post_json, scratch_dir, unix_now};
 use serde_json::{Value, json};
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// An access token (JWT) that expires in `secs`.
 fn access_token_expiring_in(secs: u64) -> String {
-    unsigned_token(
-        &json!({"exp": now() + secs, "https://api.openai.com/auth": {"chatgpt_account_id": "acct-0000-9f3c", "chatgpt_plan_type": "plus"}}),
-    )
+    access_token_expiring_at(unix_now() + secs)
 }
 
 fn proxy(
@@ -250,7 +241,7 @@ fn readyz_reports_credentials_without_secrets() {
     assert!(
         body["credentials"]["access_token_expires_at"]
             .as_u64()
-            .is_some_and(|e| e > now())
+            .is_some_and(|e| e > unix_now())
     );
     assert!(!ready.body.contains(&access) && !ready.body.contains("seed-refresh"));
 }

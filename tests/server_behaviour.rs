@@ -22,24 +22,12 @@ use codex_sub_proxy::server::Handler;
 use fake_codex::{FakeCodex, Script};
 use harness::{
     PROXY_KEY, TestProxy, config, get, get_with_auth, post_json, post_raw, raw_request, read_chunk,
-    read_head,
+    read_head, wait_until,
 };
 use serde_json::json;
 
 fn proxy_with(fake: &FakeCodex, overrides: &[(&str, &str)]) -> TestProxy {
     TestProxy::start(config(&fake.base_url(), overrides))
-}
-
-/// Waits for `condition` to hold, polling, for at most `limit`.
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    condition()
 }
 
 #[test]

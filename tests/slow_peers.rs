@@ -26,11 +26,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use codex_sub_proxy::jwt::unsigned_token;
 use fake_codex::{DEFAULT_TEXT, FakeCodex, Script};
-use harness::{Answer, TestProxy, config, get, post_json, raw_request, read_head};
+use harness::{
+    Answer, TestProxy, access_token_expiring_at, config, get, post_json, raw_request, read_head,
+    unix_now, wait_until,
+};
 use serde_json::json;
 
 /// Deltas in the long answer.
@@ -53,18 +55,6 @@ fn streaming_request() -> Vec<u8> {
     json!({"model": "gpt-5.5", "input": "a long answer, please", "stream": true})
         .to_string()
         .into_bytes()
-}
-
-/// Waits for `condition` to hold, polling, for at most `limit`.
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    condition()
 }
 
 /// A counter from the proxy's `/metrics` text.
@@ -415,10 +405,7 @@ fn proxy_with_expired_token(
     endpoint: &TokenEndpoint,
     timeout: &str,
 ) -> TestProxy {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let expired = unsigned_token(&json!({"exp": now - 60}));
+    let expired = access_token_expiring_at(unix_now() - 60);
     let auth = endpoint.base_url();
     TestProxy::start(config(
         &fake.base_url(),

@@ -20,11 +20,13 @@ mod tls_upstream;
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use codex_sub_proxy::jwt::unsigned_token;
 use fake_codex::FakeCodex;
-use harness::{Answer, PROXY_KEY, TestProxy, config, get, post_json, scratch_dir};
+use harness::{
+    Answer, PROXY_KEY, TestProxy, access_token_expiring_at, config, get, post_json, scratch_dir,
+    unix_now,
+};
 use rustls::AlertDescription;
 use serde_json::{Value, json};
 use tls_upstream::{Handshake, TlsUpstream, Versions};
@@ -51,19 +53,6 @@ const PROMPT: &str = "a prompt that must stay private";
 
 /// Longest a refused handshake may take to reach the caller as an error.
 const PROMPTLY: Duration = Duration::from_secs(3);
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// An access token (JWT) that expires at `exp` (Unix seconds).
-fn access_token_expiring_at(exp: u64) -> String {
-    unsigned_token(
-        &json!({"exp": exp, "https://api.openai.com/auth": {"chatgpt_account_id": "acct-0000-9f3c", "chatgpt_plan_type": "plus"}}),
-    )
-}
 
 /// The four model calls: both endpoints, streaming and not.
 fn model_calls() -> Vec<(&'static str, &'static str, Value)> {
@@ -279,7 +268,7 @@ fn an_untrusted_token_endpoint_certificate_fails_the_refresh_and_leaves_the_file
     let tls = TlsUpstream::start();
     let fake = FakeCodex::start();
     let file = scratch_dir().join("credentials.json");
-    let expired = access_token_expiring_at(now() - 60);
+    let expired = access_token_expiring_at(unix_now() - 60);
     let proxy = token_proxy(&fake, &tls, &file, &expired);
     let seeded = std::fs::read(&file).expect("the seeded credentials file");
 
@@ -346,7 +335,7 @@ fn a_proactive_refresh_refused_by_certificate_keeps_serving_with_the_valid_token
     let tls = TlsUpstream::start();
     let fake = FakeCodex::start();
     // Inside the 5-minute refresh window, still valid: the refresh is proactive.
-    let access = access_token_expiring_at(now() + 120);
+    let access = access_token_expiring_at(unix_now() + 120);
     fake.set_access_token(&access);
     let file = scratch_dir().join("credentials.json");
     let proxy = token_proxy(&fake, &tls, &file, &access);

@@ -60,6 +60,34 @@ pub fn config(codex_base: &str, overrides: &[(&str, &str)]) -> Config {
     Config::from_lookup(|name| values.get(name).cloned()).expect("test config is valid")
 }
 
+/// Now, in Unix seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An access token (an unsigned JWT with the account claims the proxy reads) that expires at
+/// `exp` (Unix seconds).
+pub fn access_token_expiring_at(exp: u64) -> String {
+    codex_sub_proxy::jwt::unsigned_token(&serde_json::json!({
+        "exp": exp,
+        "https://api.openai.com/auth": {"chatgpt_account_id": "acct-0000-9f3c", "chatgpt_plan_type": "plus"},
+    }))
+}
+
+/// Waits for `condition` to hold, polling, for at most `limit`.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    condition()
+}
+
 /// A new empty directory under the system temp dir.
 pub fn scratch_dir() -> std::path::PathBuf {
     let mut random = [0u8; 8];
