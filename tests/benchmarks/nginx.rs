@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::http1;
-use crate::proxy_process::{cpu_time_of_pid, free_port};
+use crate::proxy_process::{Usage, cpu_time_of_pid, free_port, usage_of_pid};
 
 /// The configuration, with `{{WORKERS}}`, `{{PREFIX}}`, `{{UPSTREAM}}` and `{{LISTEN}}`.
 const CONFIG_TEMPLATE: &str = include_str!("nginx.conf");
@@ -113,6 +113,15 @@ impl NginxProcess {
         let mut total = cpu_time_of_pid(self.child.id())?;
         for worker in &self.workers {
             total += cpu_time_of_pid(*worker)?;
+        }
+        Ok(total)
+    }
+
+    /// CPU time split and context switches of the master and its workers so far.
+    pub fn usage(&self) -> io::Result<Usage> {
+        let mut total = usage_of_pid(self.child.id())?;
+        for worker in &self.workers {
+            total = total.plus(usage_of_pid(*worker)?);
         }
         Ok(total)
     }

@@ -138,6 +138,11 @@ impl ProxyProcess {
         cpu_time_of_pid(self.child.id())
     }
 
+    /// CPU time split and context switches of the whole process so far.
+    pub fn usage(&self) -> io::Result<Usage> {
+        usage_of_pid(self.child.id())
+    }
+
     /// Polls `GET /healthz` until it answers 200, the child exits, or the deadline passes.
     fn wait_healthy(&mut self, deadline: Instant) -> io::Result<()> {
         loop {
@@ -198,6 +203,69 @@ pub fn cpu_time_of_pid(pid: u32) -> io::Result<Duration> {
 }
 
 fn cpu_time_of(stat_path: &str) -> io::Result<Duration> {
+    let (user, system) = cpu_split_of(stat_path)?;
+    Ok(user + system)
+}
+
+/// What a relay process spent so far: CPU time in user space and in the kernel, and how
+/// often its threads were switched out (voluntary, waiting for something, plus involuntary).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// User-space CPU time.
+    pub user: Duration,
+    /// Kernel CPU time on its behalf.
+    pub system: Duration,
+    /// Context switches of its live threads.
+    pub switches: u64,
+}
+
+impl Usage {
+    /// The sum of two processes' usage (nginx's master and workers).
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage {
+            user: self.user + other.user,
+            system: self.system + other.system,
+            switches: self.switches + other.switches,
+        }
+    }
+
+    /// What was spent between `before` and `self`.
+    pub fn since(self, before: Usage) -> Usage {
+        Usage {
+            user: self.user.saturating_sub(before.user),
+            system: self.system.saturating_sub(before.system),
+            switches: self.switches.saturating_sub(before.switches),
+        }
+    }
+}
+
+/// Usage of process `pid` so far: CPU from `/proc/<pid>/stat` (threads live and ended),
+/// context switches summed over `/proc/<pid>/task/*/status` (live threads).
+pub fn usage_of_pid(pid: u32) -> io::Result<Usage> {
+    let (user, system) = cpu_split_of(&format!("/proc/{pid}/stat"))?;
+    let mut switches = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread that ended since the listing has no status left to read.
+        let Ok(status) = std::fs::read_to_string(task?.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            if let Some(count) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                switches += count.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    Ok(Usage {
+        user,
+        system,
+        switches,
+    })
+}
+
+fn cpu_split_of(stat_path: &str) -> io::Result<(Duration, Duration)> {
     let stat = std::fs::read_to_string(stat_path)?;
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
     let after_name = stat
@@ -211,8 +279,8 @@ fn cpu_time_of(stat_path: &str) -> io::Result<Duration> {
             .and_then(|t| t.parse::<u64>().ok())
             .ok_or_else(|| io::Error::other("unreadable /proc stat"))
     };
-    let total = ticks(11)? + ticks(12)?;
-    Ok(Duration::from_millis(total * 1000 / USER_HZ))
+    let time = |ticks: u64| Duration::from_millis(ticks * 1000 / USER_HZ);
+    Ok((time(ticks(11)?), time(ticks(12)?)))
 }
 
 /// A port that was free a moment ago (the proxy binds it next).

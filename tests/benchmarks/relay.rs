@@ -58,7 +58,7 @@ use fast_fake::{FastFake, Scenario};
 use load::{Sequential, run_streams};
 use machine::{cpu_model, git_commit, load_average, read_trimmed, utc_now};
 use nginx::NginxProcess;
-use proxy_process::ProxyProcess;
+use proxy_process::{ProxyProcess, Usage};
 use report::Report;
 use via::{Request, Target, Via};
 
@@ -158,6 +158,15 @@ impl Bench {
             (Via::Direct, _) | (Via::Nginx, None) => Ok(None),
             (Via::Nginx, Some(nginx)) => nginx.cpu_time().map(Some),
             (Via::Proxy | Via::Chat, _) => proxy.cpu_time().map(Some),
+        }
+    }
+
+    /// Like [`Bench::relay_cpu`], with user and system time apart and context switches.
+    pub fn relay_usage(&self, via: Via, proxy: &ProxyProcess) -> io::Result<Option<Usage>> {
+        match (via, &self.nginx) {
+            (Via::Direct, _) | (Via::Nginx, None) => Ok(None),
+            (Via::Nginx, Some(nginx)) => nginx.usage().map(Some),
+            (Via::Proxy | Via::Chat, _) => proxy.usage().map(Some),
         }
     }
 

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::load::{ThroughputStats, run_throughput};
-use crate::proxy_process::{ProxyProcess, own_cpu_time};
+use crate::proxy_process::{ProxyProcess, Usage, own_cpu_time};
 use crate::report::verdict;
 use crate::stats::{Summary, Table, ms};
 use crate::via::{Request, Via};
@@ -45,6 +45,8 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             "relay CPU %",
             "bench CPU %",
             "relay CPU µs/req",
+            "of it kernel µs/req",
+            "relay switches/req",
         ],
     );
     let mut ratios = Table::new(
@@ -85,13 +87,13 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             for (request, total) in requests.iter().zip(totals.iter_mut()) {
                 let via = request.target.via;
                 run_throughput(request, concurrency, WARM_UP)?;
-                let relay_before = bench.relay_cpu(via, proxy)?;
+                let relay_before = bench.relay_usage(via, proxy)?;
                 let own_before = own_cpu_time()?;
                 let run = run_throughput(request, concurrency, DURATION)?;
                 let relay_cpu = bench
-                    .relay_cpu(via, proxy)?
+                    .relay_usage(via, proxy)?
                     .zip(relay_before)
-                    .map(|(after, before)| after.saturating_sub(before));
+                    .map(|(after, before)| after.since(before));
                 let own_cpu = own_cpu_time()?.saturating_sub(own_before);
                 rates.push((via, run.ok as f64 / run.elapsed.as_secs_f64().max(1e-9)));
                 total.add(run, relay_cpu, own_cpu);
@@ -103,11 +105,18 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             let rate = total.ok as f64 / seconds;
             let relay_share = total
                 .relay_cpu
-                .map(|cpu| cpu.as_secs_f64() / seconds * 100.0);
+                .map(|usage| (usage.user + usage.system).as_secs_f64() / seconds * 100.0);
             let own_share = total.own_cpu.as_secs_f64() / seconds * 100.0;
+            let per_request = |amount: f64| amount / total.ok.max(1) as f64;
             let relay_per_request = total
                 .relay_cpu
-                .map(|cpu| cpu.as_micros() as f64 / total.ok.max(1) as f64);
+                .map(|usage| per_request((usage.user + usage.system).as_micros() as f64));
+            let kernel_per_request = total
+                .relay_cpu
+                .map(|usage| per_request(usage.system.as_micros() as f64));
+            let switches_per_request = total
+                .relay_cpu
+                .map(|usage| per_request(usage.switches as f64));
             let latency = Summary::of(&mut total.latencies_us);
             let path = total.via.label();
             let or_dash =
@@ -125,6 +134,8 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                 or_dash(relay_share),
                 format!("{own_share:.0}"),
                 or_dash(relay_per_request),
+                or_dash(kernel_per_request),
+                switches_per_request.map_or_else(|| "-".into(), |v| format!("{v:.1}")),
             ]);
             let csv = &mut bench.report.csv;
             csv.add("throughput", &scenario, path, "ok", total.ok, "");
@@ -155,16 +166,15 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                     "%",
                 );
             }
-            if let Some(per_request) = relay_per_request {
-                let value = format!("{per_request:.1}");
-                csv.add(
-                    "throughput",
-                    &scenario,
-                    path,
-                    "relay_cpu_per_request",
-                    value,
-                    "us",
-                );
+            for (metric, value, unit) in [
+                ("relay_cpu_per_request", relay_per_request, "us"),
+                ("relay_kernel_cpu_per_request", kernel_per_request, "us"),
+                ("relay_switches_per_request", switches_per_request, ""),
+            ] {
+                if let Some(value) = value {
+                    let value = format!("{value:.1}");
+                    csv.add("throughput", &scenario, path, metric, value, unit);
+                }
             }
             csv.add(
                 "throughput",
@@ -252,7 +262,7 @@ struct PathTotals {
     failed: u64,
     latencies_us: Vec<i64>,
     elapsed: Duration,
-    relay_cpu: Option<Duration>,
+    relay_cpu: Option<Usage>,
     own_cpu: Duration,
     first_error: Option<String>,
 }
@@ -271,13 +281,13 @@ impl PathTotals {
         }
     }
 
-    fn add(&mut self, run: ThroughputStats, relay_cpu: Option<Duration>, own_cpu: Duration) {
+    fn add(&mut self, run: ThroughputStats, relay_cpu: Option<Usage>, own_cpu: Duration) {
         self.ok += run.ok;
         self.failed += run.failed;
         self.latencies_us.extend(run.latencies_us);
         self.elapsed += run.elapsed;
         self.relay_cpu = match (self.relay_cpu, relay_cpu) {
-            (Some(sum), Some(more)) => Some(sum + more),
+            (Some(sum), Some(more)) => Some(sum.plus(more)),
             (None, more) => more,
             (sum, None) => sum,
         };
