@@ -48,6 +48,8 @@ pub enum ProxyError {
     },
     /// Every worker is busy and the queue is full.
     Overloaded,
+    /// The proxy is stopping and takes no new requests.
+    ShuttingDown,
     /// A handler panicked or met an invariant violation.
     Internal,
     /// The upstream refused the request as invalid (kept as the same 4xx).
@@ -147,7 +149,7 @@ impl ProxyError {
             ProxyError::RequestTimeout => 408,
             ProxyError::PayloadTooLarge { .. } => 413,
             ProxyError::NotImplemented { .. } => 501,
-            ProxyError::Overloaded => 503,
+            ProxyError::Overloaded | ProxyError::ShuttingDown => 503,
             ProxyError::Internal => 500,
             ProxyError::UpstreamRejected { status, .. } => *status,
             ProxyError::UpstreamUnauthorized | ProxyError::CloudflareChallenge => 502,
@@ -174,7 +176,7 @@ impl ProxyError {
             | ProxyError::UpstreamRejected { .. } => "invalid_request_error",
             ProxyError::Unauthorized => "authentication_error",
             ProxyError::NotImplemented { .. } => "not_implemented",
-            ProxyError::Overloaded => "server_overloaded",
+            ProxyError::Overloaded | ProxyError::ShuttingDown => "server_overloaded",
             ProxyError::Internal => "server_error",
             ProxyError::UsageLimitReached { .. } => "usage_limit_reached",
             ProxyError::UpstreamRateLimited { .. } => "rate_limit_error",
@@ -207,6 +209,7 @@ impl ProxyError {
             ProxyError::PayloadTooLarge { .. } => "request_too_large",
             ProxyError::NotImplemented { .. } => "not_implemented",
             ProxyError::Overloaded => "overloaded",
+            ProxyError::ShuttingDown => "shutting_down",
             ProxyError::Internal => "internal_error",
             ProxyError::UpstreamRejected { .. } => "upstream_rejected",
             ProxyError::UpstreamUnauthorized => "upstream_unauthorized",
@@ -243,6 +246,9 @@ impl ProxyError {
             ProxyError::Overloaded => {
                 "The proxy is at capacity (all workers busy, queue full). Retry shortly."
                     .to_string()
+            }
+            ProxyError::ShuttingDown => {
+                "The proxy is shutting down and takes no new requests. Retry shortly.".to_string()
             }
             ProxyError::Internal => "Internal error in the proxy.".to_string(),
             ProxyError::UpstreamRejected { detail, .. } => {
@@ -287,7 +293,9 @@ impl ProxyError {
         match self {
             ProxyError::Unauthorized => vec![("WWW-Authenticate", "Bearer".to_string())],
             ProxyError::MethodNotAllowed { allowed } => vec![("Allow", allowed.to_string())],
-            ProxyError::Overloaded => vec![("Retry-After", "1".to_string())],
+            ProxyError::Overloaded | ProxyError::ShuttingDown => {
+                vec![("Retry-After", "1".to_string())]
+            }
             ProxyError::UsageLimitReached {
                 resets_in_seconds: Some(secs),
                 ..
@@ -367,6 +375,7 @@ mod tests {
             ProxyError::invalid_param("n", "n must be 1"),
             ProxyError::Unauthorized,
             ProxyError::Overloaded,
+            ProxyError::ShuttingDown,
             ProxyError::CloudflareChallenge,
             ProxyError::UpstreamTimeout {
                 cause: "idle".into(),

@@ -2,10 +2,10 @@
 //!
 //! tiny_http hands a request over once its headers are parsed; a body larger than its 1 KiB
 //! read-ahead is still on the socket. Reading it on a worker would let a client that sends
-//! headers and then stalls hold that worker. So small bodies (already buffered) are taken
-//! inline, and larger ones are read on a short-lived intake thread, which costs nothing
-//! shared; only a complete body reaches the worker queue. The socket read timeout (set on
-//! the listener, see `server`) bounds each read, and the deadline here the whole body.
+//! headers and then stalls hold that worker. So bodies are read on the connection's own
+//! thread (see `server`), which a stalled client already holds whatever it does; only a
+//! complete body reaches the worker queue. The socket read timeout (set on the listener,
+//! see `server`) bounds each read, and the deadline here the whole body.
 
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -13,23 +13,6 @@ use std::time::{Duration, Instant};
 use tiny_http::Request;
 
 use crate::error::ProxyError;
-
-/// tiny_http reads bodies up to this size together with the headers.
-const BUFFERED_BY_TINY_HTTP: usize = 1024;
-
-/// Whether reading this request's body may block on the client.
-pub fn may_block(request: &Request) -> bool {
-    let expects_continue = request.headers().iter().any(|h| h.field.equiv("Expect"));
-    let chunked = request
-        .headers()
-        .iter()
-        .any(|h| h.field.equiv("Transfer-Encoding"));
-    match request.body_length() {
-        Some(0) => false,
-        Some(length) => length > BUFFERED_BY_TINY_HTTP || expects_continue,
-        None => chunked,
-    }
-}
 
 /// The declared length is already over the limit: refuse before reading anything.
 pub fn declared_too_large(request: &Request, limit: usize) -> bool {

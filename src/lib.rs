@@ -34,8 +34,8 @@
 //! - [`scrub`]: the access token searched for and replaced in everything a caller is sent.
 //!
 //! I/O at the edges:
-//! - [`server`]: listener with socket timeouts, dispatcher, bounded queue, worker pool,
-//!   panic isolation, graceful stop.
+//! - [`server`]: listener with socket timeouts, intake on connection threads, bounded queue,
+//!   worker pool, panic isolation, graceful stop.
 //! - [`intake`]: reading request bodies off the pool, bounded in size and time.
 //! - [`job_queue`]: the bounded job queue; idle workers are woken most recently idle first.
 //! - [`exchange`]: one request and its answer: JSON, error, or a hand-framed chunked stream.

@@ -1,4 +1,9 @@
-//! The server: a tiny_http listener, a dispatcher, a bounded queue and a fixed worker pool.
+//! The server: a tiny_http listener, a bounded queue and a fixed worker pool.
+//!
+//! A request crosses threads once: tiny_http reads it on its connection's thread, which
+//! reads the body too and queues the complete request (`Intake`, through the patched
+//! tiny_http's request sink); a worker takes it from there. (A dispatcher thread between
+//! tiny_http's own queue and this one was a second crossing, with a wake-up each.)
 //!
 //! Invariants enforced here:
 //! - Concurrency is bounded by `WORKERS`, waiting by `QUEUE_DEPTH`; beyond both the proxy
@@ -6,8 +11,11 @@
 //!   which also hands each job to the most recently idle worker).
 //! - Only complete bodies reach the queue (see `intake`), so a stalled client holds no worker.
 //! - A panicking handler answers 500 (when it had not answered yet) and its worker lives on.
-//! - Shutdown stops accepting, lets bodies being read join the queue, and lets queued and
-//!   in-flight requests finish within the grace period, then returns.
+//! - After a refused body (too large, too slow) the connection closes: what follows it is
+//!   not known to be a request.
+//! - Shutdown stops accepting, answers requests arriving on open connections 503 and closes
+//!   those, lets bodies being read join the queue, and lets queued and in-flight requests
+//!   finish within the grace period, then returns.
 //! - Client sockets carry read and write timeouts (`CLIENT_TIMEOUT_SECS`): set on the
 //!   listener and inherited by every accepted socket, they bound slow bodies and headers,
 //!   idle keep-alive connections, and streams to clients that stopped reading. (On the
@@ -77,7 +85,9 @@ pub struct RunningServer {
     queue: Arc<JobQueue<Job>>,
     intakes: Arc<AtomicUsize>,
     stopping: Arc<AtomicBool>,
-    dispatcher: Option<JoinHandle<()>>,
+    /// Dropping it stops accepting connections; requests that still arrive on open
+    /// connections are answered 503 by `Intake`.
+    listener: Option<tiny_http::Server>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -95,14 +105,12 @@ impl RunningServer {
     /// Stops accepting, lets in-flight and queued requests finish for up to `grace`.
     /// Returns true when every worker finished in time.
     pub fn stop(mut self, grace: Duration) -> bool {
+        // From here on a request that arrives is answered 503 instead of queued.
         self.stopping.store(true, Ordering::SeqCst);
-        if let Some(dispatcher) = self.dispatcher.take()
-            && dispatcher.join().is_err()
-        {
-            log::error!("dispatcher thread panicked");
-        }
+        drop(self.listener.take());
+        log::info!("stopped accepting connections");
         let deadline = Instant::now() + grace;
-        // Bodies still being read were accepted: they may still join the queue.
+        // Requests already being taken in (bodies being read) may still join the queue.
         while self.intakes.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -123,7 +131,7 @@ impl RunningServer {
     }
 }
 
-/// Binds `host:port` and starts the dispatcher and the workers.
+/// Binds `host:port` and starts the listener and the workers.
 pub fn start(
     host: &str,
     port: u16,
@@ -133,8 +141,6 @@ pub fn start(
 ) -> io::Result<RunningServer> {
     let listener = bind_with_timeouts(host, port, limits.client_timeout)?;
     let addr = listener.local_addr()?;
-    let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| io::Error::other(e.to_string()))?;
     let queue = Arc::new(JobQueue::new(limits.workers, limits.queue_depth));
     let mut workers = Vec::with_capacity(limits.workers);
     for index in 0..limits.workers {
@@ -148,20 +154,22 @@ pub fn start(
     }
     let stopping = Arc::new(AtomicBool::new(false));
     let intakes = Arc::new(AtomicUsize::new(0));
-    let dispatcher = {
-        let stopping = stopping.clone();
-        let queue = queue.clone();
-        let intakes = intakes.clone();
-        std::thread::Builder::new()
-            .name("dispatcher".into())
-            .spawn(move || dispatch(server, &queue, &intakes, &limits, &stopping, &metrics))?
+    let intake = Intake {
+        queue: queue.clone(),
+        limits,
+        metrics,
+        stopping: stopping.clone(),
+        running: intakes.clone(),
     };
+    let sink: tiny_http::RequestSink = Arc::new(move |request| intake.take(request));
+    let listener = tiny_http::Server::from_listener_with_sink(listener, sink)
+        .map_err(|e| io::Error::other(e.to_string()))?;
     Ok(RunningServer {
         addr,
         queue,
         intakes,
         stopping,
-        dispatcher: Some(dispatcher),
+        listener: Some(listener),
         workers,
     })
 }
@@ -182,82 +190,59 @@ fn bind_with_timeouts(host: &str, port: u16, timeout: Duration) -> io::Result<Tc
     Ok(TcpListener::from(OwnedFd::from(as_stream)))
 }
 
-fn dispatch(
-    server: tiny_http::Server,
-    queue: &Arc<JobQueue<Job>>,
-    intakes: &Arc<AtomicUsize>,
-    limits: &ServerLimits,
-    stopping: &AtomicBool,
-    metrics: &Arc<Metrics>,
-) {
-    while !stopping.load(Ordering::SeqCst) {
-        let mut request = match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(request)) => request,
-            Ok(None) => continue,
-            Err(error) => {
-                log::error!("accept failed: {}", error.kind());
-                continue;
-            }
-        };
+/// What the connection threads share to hand requests to the workers.
+struct Intake {
+    queue: Arc<JobQueue<Job>>,
+    limits: ServerLimits,
+    metrics: Arc<Metrics>,
+    stopping: Arc<AtomicBool>,
+    /// Requests being taken in now (a shutdown waits for them).
+    running: Arc<AtomicUsize>,
+}
+
+impl Intake {
+    /// Takes one request in, on the connection's own thread (tiny_http reads that
+    /// connection's next request only after this returns): reads its body under the limits,
+    /// then queues it for a worker, or answers at once. A client that stalls its body holds
+    /// only its own connection's thread. Returns whether the connection stays open.
+    fn take(&self, mut request: Request) -> bool {
+        let _running = IntakeRunning::start(&self.running);
         let request_id = new_request_id();
         let started = Instant::now();
-        if intake::may_block(&request)
-            || intake::declared_too_large(&request, limits.max_body_bytes)
-        {
-            let queue = queue.clone();
-            let limits = limits.clone();
-            let metrics = metrics.clone();
-            let running = IntakeRunning::start(intakes);
-            let read_then_enqueue = move || {
-                // Counted while the body is read and until the job is queued or refused.
-                let _running = running;
-                match intake::read_body(&mut request, limits.max_body_bytes, limits.client_timeout)
-                {
-                    Ok(body) => {
-                        let job = Job {
-                            request,
-                            body,
-                            request_id,
-                            started,
-                        };
-                        enqueue(&queue, job, &metrics);
-                    }
-                    Err(error) => refuse(request, &error, request_id, started, &metrics),
-                }
-            };
-            let spawned = std::thread::Builder::new()
-                .name("intake".into())
-                .spawn(read_then_enqueue);
-            if let Err(error) = spawned {
-                log::error!("could not start an intake thread: {}", error.kind());
-            }
-            continue;
+        if self.stopping.load(Ordering::SeqCst) {
+            return refuse(
+                request,
+                &ProxyError::ShuttingDown,
+                request_id,
+                started,
+                &self.metrics,
+            );
         }
-        // Already buffered by tiny_http: reading cannot block.
+        let limits = &self.limits;
         match intake::read_body(&mut request, limits.max_body_bytes, limits.client_timeout) {
-            Ok(body) => enqueue(
-                queue,
-                Job {
+            Ok(body) => {
+                let job = Job {
                     request,
                     body,
                     request_id,
                     started,
-                },
-                metrics,
-            ),
-            Err(error) => refuse(request, &error, request_id, started, metrics),
+                };
+                enqueue(&self.queue, job, &self.metrics);
+                true
+            }
+            Err(error) => refuse(request, &error, request_id, started, &self.metrics),
         }
     }
-    log::info!("stopped accepting connections");
 }
 
-/// Counts one intake thread while it lives, so a shutdown waits for bodies being read.
+/// Counts one request being taken in while it lives, so a shutdown waits for bodies being
+/// read.
 struct IntakeRunning(Arc<AtomicUsize>);
 
 impl IntakeRunning {
-    fn start(intakes: &Arc<AtomicUsize>) -> Self {
-        intakes.fetch_add(1, Ordering::SeqCst);
-        IntakeRunning(intakes.clone())
+    fn start(running: &Arc<AtomicUsize>) -> Self {
+        running.fetch_add(1, Ordering::SeqCst);
+        IntakeRunning(running.clone())
     }
 }
 
@@ -276,55 +261,46 @@ fn enqueue(queue: &JobQueue<Job>, job: Job, metrics: &Arc<Metrics>) {
         Err(job) => {
             metrics.queued.fetch_sub(1, Ordering::Relaxed);
             metrics.overloaded.fetch_add(1, Ordering::Relaxed);
-            // Answered off the dispatcher: a pipelining client can make a write wait for
-            // its previous response.
+            // On the connection's own thread: behind a pipelined request still being served
+            // this waits for that answer, and holds up no other connection.
             let Job {
                 request,
                 request_id,
                 started,
                 ..
             } = job;
-            let metrics = metrics.clone();
-            let answer = move || {
-                refuse(
-                    request,
-                    &ProxyError::Overloaded,
-                    request_id,
-                    started,
-                    &metrics,
-                )
-            };
-            if std::thread::Builder::new()
-                .name("refuse".into())
-                .spawn(answer)
-                .is_err()
-            {
-                log::error!("could not start a thread to answer 503");
-            }
+            // The connection stays open either way: it asked nothing wrong.
+            refuse(
+                request,
+                &ProxyError::Overloaded,
+                request_id,
+                started,
+                metrics,
+            );
         }
     }
 }
 
-/// Answers an error before the request reached a worker.
+/// Answers an error before the request reached a worker. Returns whether the connection
+/// stays open: not after a body too large or too slow (what follows on the connection is
+/// not known to be a request), nor during a shutdown.
 fn refuse(
     request: Request,
     error: &ProxyError,
     request_id: String,
     started: Instant,
     metrics: &Arc<Metrics>,
-) {
+) -> bool {
     let mut exchange = Exchange::new(request, Vec::new(), request_id, started, metrics.clone());
     let close = [("Connection".to_string(), "close".to_string())];
-    let extra: &[(String, String)] = if matches!(
+    let closes = matches!(
         error,
-        ProxyError::PayloadTooLarge { .. } | ProxyError::RequestTimeout
-    ) {
-        &close
-    } else {
-        &[]
-    };
+        ProxyError::PayloadTooLarge { .. } | ProxyError::RequestTimeout | ProxyError::ShuttingDown
+    );
+    let extra: &[(String, String)] = if closes { &close } else { &[] };
     exchange.respond_error(error, extra);
     record(&exchange, metrics);
+    !closes
 }
 
 fn work(queue: &JobQueue<Job>, index: usize, handler: &dyn Handler, metrics: &Arc<Metrics>) {

@@ -163,6 +163,39 @@ fn bodies_over_the_limit_get_413() {
 }
 
 #[test]
+fn a_body_over_the_limit_closes_its_connection() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[("MAX_BODY_BYTES", "65536")]);
+    let body = json!({"model": "gpt-5.5", "input": "x".repeat(70_000)}).to_string();
+    let mut stream = TcpStream::connect(proxy.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROXY_KEY}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let (status, headers) = read_head(&mut reader);
+    assert_eq!(status, 413);
+    let length: usize = headers["content-length"].parse().expect("length");
+    reader.read_exact(&mut vec![0; length]).expect("body");
+    // Whatever the client sends next is not read as a request: the connection ends.
+    let _ = write!(stream, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty(),
+        "answered after the 413: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert_eq!(fake.responses_requests().len(), 0);
+}
+
+#[test]
 fn stalled_bodies_do_not_hold_workers_and_time_out() {
     let fake = FakeCodex::start();
     let proxy = proxy_with(&fake, &[("WORKERS", "2"), ("CLIENT_TIMEOUT_SECS", "2")]);
@@ -323,6 +356,35 @@ fn shutdown_lets_streams_finish_and_stops_accepting() {
         text.contains("response.completed"),
         "the stream ran to its end"
     );
+}
+
+#[test]
+fn a_request_on_an_open_connection_during_shutdown_is_refused_and_the_connection_closed() {
+    let fake = FakeCodex::start();
+    let mut proxy = proxy_with(&fake, &[]);
+    let mut stream = TcpStream::connect(proxy.addr()).expect("connect");
+    let request =
+        format!("GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROXY_KEY}\r\n\r\n");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    stream.write_all(request.as_bytes()).expect("write");
+    let (status, headers) = read_head(&mut reader);
+    assert_eq!(status, 200);
+    let length: usize = headers["content-length"].parse().expect("length");
+    reader.read_exact(&mut vec![0; length]).expect("body");
+
+    assert!(proxy.stop(Duration::from_secs(5)));
+    // The connection outlived the listener; its next request is answered, not queued.
+    stream.write_all(request.as_bytes()).expect("write");
+    let (status, headers) = read_head(&mut reader);
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+    let mut body = String::new();
+    reader
+        .read_to_string(&mut body)
+        .expect("body to the end: the connection closes");
+    let error: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(error["error"]["code"], "shutting_down");
+    assert_eq!(error["error"]["type"], "server_overloaded");
 }
 
 #[test]

@@ -142,6 +142,11 @@ pub struct Server {
     listening_addr: ListenAddr,
 }
 
+// PATCH(codex-sub-proxy 8)
+/// Receives each request on its connection's thread (see `Server::from_listener_with_sink`);
+/// returns whether to read the connection's next request (`false` closes the connection).
+pub type RequestSink = Arc<dyn Fn(Request) -> bool + Send + Sync + 'static>;
+
 enum Message {
     Error(IoError),
     NewRequest(Request),
@@ -243,6 +248,28 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_into(listener, ssl_config, None)
+    }
+
+    // PATCH(codex-sub-proxy 8): requests handed to a sink on their connection's thread.
+    /// Builds a new server that calls `sink` with each request, on the thread that read it
+    /// (the connection's own thread), instead of queueing it for `recv`. The connection's
+    /// next request is read once `sink` returns `true`; `false` closes the connection (after
+    /// the answers already given are written). `recv` on such a server never returns a
+    /// request. The original offered only the queue, so every request crossed to another
+    /// thread before an application could look at it.
+    pub fn from_listener_with_sink<L: Into<Listener>>(
+        listener: L,
+        sink: RequestSink,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_into(listener, None, Some(sink))
+    }
+
+    fn from_listener_into<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        sink: Option<RequestSink>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -319,11 +346,19 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
+                        let sink = sink.clone();
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
+                                // PATCH(codex-sub-proxy 8): the sink, when there is one.
+                                if let Some(sink) = &sink {
+                                    for rq in client {
+                                        if !sink(rq) {
+                                            break;
+                                        }
+                                    }
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
+                                } else if client.secure() {
                                     let (sender, receiver) = mpsc::channel();
                                     for rq in client {
                                         messages.push(rq.with_notify_sender(sender.clone()).into());
