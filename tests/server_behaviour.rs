@@ -181,6 +181,7 @@ fn a_body_over_the_limit_closes_its_connection() {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let (status, headers) = read_head(&mut reader);
     assert_eq!(status, 413);
+    assert_eq!(headers["connection"], "close");
     let length: usize = headers["content-length"].parse().expect("length");
     reader.read_exact(&mut vec![0; length]).expect("body");
     // Whatever the client sends next is not read as a request: the connection ends.
@@ -378,6 +379,7 @@ fn a_request_on_an_open_connection_during_shutdown_is_refused_and_the_connection
     let (status, headers) = read_head(&mut reader);
     assert_eq!(status, 503);
     assert_eq!(headers["retry-after"], "1");
+    assert_eq!(headers["connection"].to_ascii_lowercase(), "close");
     let mut body = String::new();
     reader
         .read_to_string(&mut body)

@@ -255,7 +255,10 @@ where
         let header = header.into();
 
         // ignoring forbidden headers
-        if header.field.equiv("Connection")
+        // PATCH(codex-sub-proxy 9): except `Connection: close`, which tells the client that
+        // the server closes the connection after this response.
+        let closes = header.value.as_str().eq_ignore_ascii_case("close");
+        if (header.field.equiv("Connection") && !closes)
             || header.field.equiv("Trailer")
             || header.field.equiv("Transfer-Encoding")
             || header.field.equiv("Upgrade")
