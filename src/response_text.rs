@@ -4,15 +4,16 @@
 //!
 //! Building, re-serialising and dropping trees for `response.completed` and the finished
 //! items was the largest share of an aggregated request's CPU. Here the values the proxy
-//! does not look into stay the exact text the backend sent (`RawValue`); only the top level
-//! of the event and of its `response` object are taken apart, and they come out with their
-//! keys in sorted order, as a `Value` map wrote them before.
+//! does not look into stay the exact text the backend sent (`RawValue`): the items are
+//! written into the byte range of the empty `output` (or added before the closing brace),
+//! and the filled response into the byte range of the event's `response`, so everything
+//! else, key order and spacing included, passes as sent.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::ops::Range;
 
-use serde::de::{Deserializer, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde::de::{Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// The fields of a non-delta event that the transcript reads, borrowed from its text.
@@ -90,8 +91,8 @@ pub fn within_depth(text: &str) -> bool {
 }
 
 /// A JSON string borrowed from the text when it has no escapes, else copied.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Key<'a>(pub Cow<'a, str>);
+#[derive(Debug)]
+struct Key<'a>(Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -112,9 +113,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     }
 }
 
-/// A JSON object taken apart one level deep: its values stay text.
-type Fields<'a> = BTreeMap<Key<'a>, &'a RawValue>;
-
 /// A number that fits `u64`, as `Value::as_u64` reads it.
 pub fn as_u64(raw: Option<&RawValue>) -> Option<u64> {
     raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
@@ -127,35 +125,119 @@ pub fn is_object(raw: &RawValue) -> bool {
 
 /// `response` with `output` set to `items` (JSON texts, in order), when `response` is an
 /// object whose `output` is missing, `null` or empty and there are items; `None` otherwise:
-/// the response stands as sent.
+/// the response stands as sent (also when it gives `output` twice, which is ambiguous).
+/// Everything but `output` keeps the text the backend sent, byte for byte.
 pub fn with_output(response: &RawValue, items: &[String]) -> Option<String> {
     if !is_object(response) || items.is_empty() {
         return None;
     }
-    // A raw value that is an object always takes apart one level deep.
-    let mut fields: Fields<'_> = serde_json::from_str(response.get()).ok()?;
-    let empty = match fields.get(&Key(Cow::Borrowed("output"))) {
-        None => true,
-        Some(output) if output.get() == "null" => true,
-        Some(output) => {
-            serde_json::from_str::<Vec<&RawValue>>(output.get()).is_ok_and(|items| items.is_empty())
+    let object = response.get();
+    let slot = find_slot(object, "output")?;
+    if let Slot::At(span) = &slot {
+        let output = &object[span.clone()];
+        let empty = output == "null"
+            || serde_json::from_str::<Vec<IgnoredAny>>(output).is_ok_and(|items| items.is_empty());
+        if !empty {
+            return None;
         }
-    };
-    if !empty {
-        return None;
     }
-    let output = RawValue::from_string(format!("[{}]", items.join(","))).ok()?;
-    fields.insert(Key(Cow::Borrowed("output")), &output);
-    serde_json::to_string(&fields).ok()
+    let mut array =
+        String::with_capacity(items.iter().map(|item| item.len() + 1).sum::<usize>() + 1);
+    array.push('[');
+    for (index, item) in items.iter().enumerate() {
+        if index > 0 {
+            array.push(',');
+        }
+        array.push_str(item);
+    }
+    array.push(']');
+    Some(put(object, "output", &slot, &array))
 }
 
-/// The event `data` with its `response` replaced by `response` (JSON text); `None` when
-/// either is not JSON of that shape.
-pub fn with_response(data: &str, response: &str) -> Option<String> {
-    let mut fields: Fields<'_> = serde_json::from_str(data).ok()?;
-    let response: &RawValue = serde_json::from_str(response).ok()?;
-    fields.insert(Key(Cow::Borrowed("response")), response);
-    serde_json::to_string(&fields).ok()
+/// The event `data` with its `response` (a value borrowed from `data`, as `EventFields`
+/// reads it) replaced by `filled` (JSON text); `None` when `response` is not part of `data`.
+pub fn with_response(data: &str, response: &RawValue, filled: &str) -> Option<String> {
+    let span = span_in(data, response.get())?;
+    Some(put(data, "response", &Slot::At(span), filled))
+}
+
+/// Where a key's value is in an object's text.
+enum Slot {
+    /// The value's bytes.
+    At(Range<usize>),
+    /// The key is absent; `empty` when the object has no keys at all.
+    Missing { empty: bool },
+}
+
+/// Where `key`'s value sits in `object`, a JSON object's text; `None` when it is not one, or
+/// gives `key` twice. Only the top level is looked at: the values are skipped as text.
+fn find_slot(object: &str, key: &str) -> Option<Slot> {
+    struct SlotVisitor<'k>(&'k str);
+    impl<'de> Visitor<'de> for SlotVisitor<'_> {
+        type Value = (Option<&'de RawValue>, bool);
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (mut found, mut keys) = (None, 0usize);
+            while let Some(name) = map.next_key::<Key<'de>>()? {
+                let value: &'de RawValue = map.next_value()?;
+                keys += 1;
+                if name.0 == self.0 {
+                    if found.is_some() {
+                        return Err(A::Error::custom("duplicate key"));
+                    }
+                    found = Some(value);
+                }
+            }
+            Ok((found, keys == 0))
+        }
+    }
+    let mut reader = serde_json::Deserializer::from_str(object);
+    let (found, empty) = reader.deserialize_map(SlotVisitor(key)).ok()?;
+    reader.end().ok()?;
+    match found {
+        Some(value) => span_in(object, value.get()).map(Slot::At),
+        None => Some(Slot::Missing { empty }),
+    }
+}
+
+/// The byte range `inner` (a slice borrowed from `outer`) covers in `outer`.
+fn span_in(outer: &str, inner: &str) -> Option<Range<usize>> {
+    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    let span = start..start.checked_add(inner.len())?;
+    let same = outer
+        .get(span.clone())
+        .is_some_and(|text| std::ptr::eq(text.as_ptr(), inner.as_ptr()));
+    same.then_some(span)
+}
+
+/// `object` with `value` at `slot`: the old value's bytes replaced, or `"key":value` added
+/// before the closing brace.
+fn put(object: &str, key: &str, slot: &Slot, value: &str) -> String {
+    let mut text = String::with_capacity(object.len() + key.len() + value.len() + 4);
+    match slot {
+        Slot::At(span) => {
+            text.push_str(&object[..span.start]);
+            text.push_str(value);
+            text.push_str(&object[span.end..]);
+        }
+        Slot::Missing { empty } => {
+            // A parsed object's text ends with its closing brace, whitespace aside.
+            let body = object.trim_end();
+            let close = body.len().saturating_sub(1);
+            text.push_str(&body[..close]);
+            if !empty {
+                text.push(',');
+            }
+            text.push('"');
+            text.push_str(key);
+            text.push_str("\":");
+            text.push_str(value);
+            text.push('}');
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -251,14 +333,61 @@ mod tests {
     }
 
     #[test]
-    fn the_event_gets_the_new_response() {
-        let data = json!({"type": "response.completed", "sequence_number": 4,
-                          "response": {"output": []}})
-        .to_string();
-        let rewritten = with_response(&data, r#"{"output":[{"id":"a"}]}"#).expect("rewritten");
-        let rewritten: Value = serde_json::from_str(&rewritten).expect("json");
-        assert_eq!(rewritten["response"]["output"][0]["id"], "a");
-        assert_eq!(rewritten["sequence_number"], 4);
-        assert!(with_response("{not json", "{}").is_none());
+    fn the_items_are_written_into_the_text_as_sent() {
+        let items = [r#"{"id":"a"}"#.to_string(), r#"{"id":"b"}"#.to_string()];
+        let filled = |text: &str| {
+            let response: &RawValue = serde_json::from_str(text).expect("raw");
+            with_output(response, &items)
+        };
+        // Key order, spacing and number spelling stay as sent.
+        assert_eq!(
+            filled(r#"{"z":1.0, "output" : [ ], "id":"r"}"#).as_deref(),
+            Some(r#"{"z":1.0, "output" : [{"id":"a"},{"id":"b"}], "id":"r"}"#)
+        );
+        assert_eq!(
+            filled(r#"{"output":null,"id":"r"}"#).as_deref(),
+            Some(r#"{"output":[{"id":"a"},{"id":"b"}],"id":"r"}"#)
+        );
+        assert_eq!(
+            filled(r#"{"\u006futput":[],"id":"r"}"#).as_deref(),
+            Some(r#"{"\u006futput":[{"id":"a"},{"id":"b"}],"id":"r"}"#),
+            "an escaped key is the same key"
+        );
+        // Missing: added before the closing brace.
+        assert_eq!(
+            filled(r#"{"id":"r" }"#).as_deref(),
+            Some(r#"{"id":"r" ,"output":[{"id":"a"},{"id":"b"}]}"#)
+        );
+        assert_eq!(
+            filled("{ }").as_deref(),
+            Some(r#"{ "output":[{"id":"a"},{"id":"b"}]}"#)
+        );
+        // Every answer is JSON.
+        for text in [r#"{"output" : [ ]}"#, "{}", r#"{"a":{"output":1}}"#] {
+            let answer = filled(text).expect("filled");
+            let value: Value = serde_json::from_str(&answer).expect("json");
+            assert_eq!(value["output"][1]["id"], "b", "{text}");
+        }
+        assert_eq!(
+            filled(r#"{"output":[],"output":[]}"#),
+            None,
+            "a key given twice is ambiguous: left as sent"
+        );
+    }
+
+    #[test]
+    fn the_event_gets_the_new_response_in_place() {
+        let data =
+            r#"{"type":"response.completed", "response" : {"output":[]},"sequence_number":4}"#;
+        let fields = EventFields::parse(data).expect("fields");
+        let sent = fields.response.expect("response");
+        let rewritten = with_response(data, sent, r#"{"output":[{"id":"a"}]}"#).expect("rewritten");
+        assert_eq!(
+            rewritten,
+            r#"{"type":"response.completed", "response" : {"output":[{"id":"a"}]},"sequence_number":4}"#
+        );
+        // A value that is not part of the event's text is not spliced anywhere.
+        let elsewhere: &RawValue = serde_json::from_str(r#"{"output":[]}"#).expect("raw");
+        assert_eq!(with_response(data, elsewhere, "{}"), None);
     }
 }

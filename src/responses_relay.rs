@@ -173,8 +173,10 @@ impl ResponsesTranscript {
                     // non-streaming caller's answer is assembled at the end, in the form it
                     // wants (`into_response_text` or `into_response`).
                     let items = self.output_items();
-                    if let Some(filled) = fields.response.and_then(|r| with_output(r, &items)) {
-                        rewritten = with_response(data, &filled);
+                    if let Some(sent) = fields.response
+                        && let Some(filled) = with_output(sent, &items)
+                    {
+                        rewritten = with_response(data, sent, &filled);
                         response = filled;
                     }
                 }
