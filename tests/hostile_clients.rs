@@ -242,6 +242,49 @@ fn conflicting_framing_is_refused() {
 }
 
 #[test]
+fn heads_split_anywhere_or_pipelined_are_read_exactly() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[]);
+    let request = head("GET", "/v1/models", "X-Note: a\r\n");
+    // One byte per write: CR and LF arrive apart, lines span many reads.
+    let mut stream = TcpStream::connect(proxy.addr()).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    for byte in request.as_bytes() {
+        stream.write_all(&[*byte]).expect("write");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    match read_outcome(&mut stream) {
+        Outcome::Answered(status, _) => assert_eq!(status, 200),
+        other => panic!("byte-by-byte head: {other:?}"),
+    }
+    // Three requests in one write: each is read from where the previous one ended.
+    let three = format!("{request}{}{request}", head("GET", "/healthz", ""));
+    let (statuses, _) = all_responses(&proxy.addr(), three.as_bytes(), Duration::from_secs(2));
+    assert_eq!(statuses, [200, 200, 200]);
+}
+
+#[test]
+fn a_lone_lf_or_cr_in_a_head_closes_the_connection_unanswered() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[]);
+    // A front proxy that ends lines at a lone LF or CR would see a second header here (and
+    // frame the body by it); this server must not serve what it reads differently.
+    for (case, extra) in [
+        ("lone LF", "X-Note: a\nContent-Length: 5\r\n"),
+        ("lone CR", "X-Note: a\rContent-Length: 5\r\n"),
+        ("LF-only line ends", "X-Note: a\n\n"),
+    ] {
+        let request = head("GET", "/v1/models", extra);
+        let outcome = exchange_raw(&proxy.addr(), request.as_bytes(), Duration::from_secs(5));
+        assert!(matches!(outcome, Outcome::Closed), "{case}: {outcome:?}");
+    }
+    serves_next(&proxy);
+}
+
+#[test]
 fn oversized_heads_are_refused() {
     let fake = FakeCodex::start();
     let proxy = proxy_with(&fake, &[("CLIENT_TIMEOUT_SECS", "2")]);

@@ -2,7 +2,7 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -103,31 +103,37 @@ impl ClientConnection {
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
     fn read_next_line(&mut self) -> IoResult<AsciiString> {
+        // PATCH(codex-sub-proxy 10): a buffer at a time, not one `read` call per byte; and a
+        // line ends only at CRLF: a lone LF or CR in a request head is refused (the original
+        // kept them in the line), as a front proxy may read either as a line end and see
+        // headers this server does not (request smuggling).
         let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
 
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+            let available = self.next_header_source.fill_buf()?;
+            if available.is_empty() {
+                return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF"));
             }
 
-            prev_byte_was_cr = byte == b'\r';
-
+            let newline = available.iter().position(|byte| *byte == b'\n');
+            let taken = newline.unwrap_or(available.len());
             // PATCH(codex-sub-proxy 3): bound a request or header line (the original grew
             // the buffer without limit).
-            if buf.len() >= MAX_LINE_BYTES {
+            if buf.len() + taken > MAX_LINE_BYTES {
                 return Err(IoError::new(ErrorKind::InvalidData, "Header line too long"));
             }
-            buf.push(byte);
+            buf.extend_from_slice(&available[..taken]);
+
+            let Some(at) = newline else {
+                self.next_header_source.consume(taken);
+                continue;
+            };
+            self.next_header_source.consume(at + 1);
+            if buf.pop() != Some(b'\r') || buf.contains(&b'\r') {
+                return Err(IoError::new(ErrorKind::InvalidData, "Lone CR or LF in the head"));
+            }
+            return AsciiString::from_ascii(buf)
+                .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
         }
     }
 
