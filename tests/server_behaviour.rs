@@ -197,6 +197,36 @@ fn a_body_over_the_limit_closes_its_connection() {
 }
 
 #[test]
+fn a_client_that_expects_100_continue_gets_it_then_its_answer() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[]);
+    let body = json!({"model": "gpt-5.5", "input": "x".repeat(4_000)}).to_string();
+    let mut stream = TcpStream::connect(proxy.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROXY_KEY}\r\n\
+         Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("write head");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    // The body is sent only after the interim answer, as curl does.
+    let (status, _) = read_head(&mut reader);
+    assert_eq!(status, 100);
+    stream.write_all(body.as_bytes()).expect("write body");
+    let (status, headers) = read_head(&mut reader);
+    assert_eq!(status, 200);
+    let length: usize = headers["content-length"].parse().expect("length");
+    let mut answer = vec![0; length];
+    reader.read_exact(&mut answer).expect("body");
+    let answer: serde_json::Value = serde_json::from_slice(&answer).expect("json");
+    assert_eq!(answer["status"], "completed");
+}
+
+#[test]
 fn stalled_bodies_do_not_hold_workers_and_time_out() {
     let fake = FakeCodex::start();
     let proxy = proxy_with(&fake, &[("WORKERS", "2"), ("CLIENT_TIMEOUT_SECS", "2")]);
