@@ -15,7 +15,7 @@ use tiny_http::Request;
 use crate::error::ProxyError;
 
 /// The declared length is already over the limit: refuse before reading anything.
-pub fn declared_too_large(request: &Request, limit: usize) -> bool {
+fn declared_too_large(request: &Request, limit: usize) -> bool {
     request.body_length().is_some_and(|length| length > limit)
 }
 
@@ -30,7 +30,7 @@ pub fn read_body(
     }
     let declared = request.body_length();
     let started = Instant::now();
-    let capacity = request.body_length().unwrap_or(0).min(limit);
+    let capacity = declared.unwrap_or(0).min(limit);
     let mut body = Vec::with_capacity(capacity);
     // Sized to the body when it is small: zeroing a fixed 16 KiB buffer cost more than reading
     // a typical 1 KiB body.

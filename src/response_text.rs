@@ -141,16 +141,7 @@ pub fn with_output(response: &RawValue, items: &[String]) -> Option<String> {
             return None;
         }
     }
-    let mut array =
-        String::with_capacity(items.iter().map(|item| item.len() + 1).sum::<usize>() + 1);
-    array.push('[');
-    for (index, item) in items.iter().enumerate() {
-        if index > 0 {
-            array.push(',');
-        }
-        array.push_str(item);
-    }
-    array.push(']');
+    let array = ["[", &items.join(","), "]"].concat();
     Some(put(object, "output", &slot, &array))
 }
 

@@ -162,11 +162,14 @@ fn bodies_over_the_limit_get_413() {
     assert_eq!(post_json(&url, &fits).status, 200);
 }
 
-#[test]
-fn a_body_over_the_limit_closes_its_connection() {
-    let fake = FakeCodex::start();
-    let proxy = proxy_with(&fake, &[("MAX_BODY_BYTES", "65536")]);
-    let body = json!({"model": "gpt-5.5", "input": "x".repeat(70_000)}).to_string();
+/// Connects and sends the head of a `POST /v1/responses` with the caller key, the `extra`
+/// header lines and `Content-Length: length`; the reader reads the answers.
+#[expect(clippy::expect_used, reason = "a test helper fails loudly")]
+fn send_post_head(
+    proxy: &TestProxy,
+    extra: &str,
+    length: usize,
+) -> (TcpStream, BufReader<TcpStream>) {
     let mut stream = TcpStream::connect(proxy.addr()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -174,11 +177,20 @@ fn a_body_over_the_limit_closes_its_connection() {
     write!(
         stream,
         "POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROXY_KEY}\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
+         Content-Type: application/json\r\n{extra}Content-Length: {length}\r\n\r\n"
     )
-    .expect("write");
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    .expect("write head");
+    let reader = BufReader::new(stream.try_clone().expect("clone"));
+    (stream, reader)
+}
+
+#[test]
+fn a_body_over_the_limit_closes_its_connection() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[("MAX_BODY_BYTES", "65536")]);
+    let body = json!({"model": "gpt-5.5", "input": "x".repeat(70_000)}).to_string();
+    let (mut stream, mut reader) = send_post_head(&proxy, "", body.len());
+    stream.write_all(body.as_bytes()).expect("write body");
     let (status, headers) = read_head(&mut reader);
     assert_eq!(status, 413);
     assert_eq!(headers["connection"], "close");
@@ -201,18 +213,7 @@ fn a_client_that_expects_100_continue_gets_it_then_its_answer() {
     let fake = FakeCodex::start();
     let proxy = proxy_with(&fake, &[]);
     let body = json!({"model": "gpt-5.5", "input": "x".repeat(4_000)}).to_string();
-    let mut stream = TcpStream::connect(proxy.addr()).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROXY_KEY}\r\n\
-         Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .expect("write head");
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let (mut stream, mut reader) = send_post_head(&proxy, "Expect: 100-continue\r\n", body.len());
     // The body is sent only after the interim answer, as curl does.
     let (status, _) = read_head(&mut reader);
     assert_eq!(status, 100);
