@@ -1,7 +1,7 @@
 #!/bin/sh
 # Proves the air-gapped build recipe of audit/README.md: vendor every crate with `cargo vendor`,
 # then build with the network off, an empty CARGO_HOME (no registry cache, no user config) and
-# crates.io replaced by the vendored directory. The patched tiny_http stays a path dependency.
+# crates.io replaced by the vendored directory. The patched crates stay path dependencies.
 #
 # Usage: sh audit/check-offline-build.sh [--release] [--keep DIR]
 #   --release   build the release profile (slower; the default is a debug build of the binary)

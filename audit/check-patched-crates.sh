@@ -1,28 +1,43 @@
 #!/bin/sh
-# Checks that audit/patched-crates/tiny_http-0.12.0 is the crates.io release plus exactly the
-# documented patch. Fetches the pristine release through cargo (registry access needed once).
-# Usage: sh audit/check-patched-crates.sh [--write]   (--write regenerates the .patch file)
+# Checks that each crate under audit/patched-crates is its crates.io release plus exactly the
+# documented patch (NAME-VERSION.patch, a `diff -ru` of src/). Fetches the pristine releases
+# through cargo (registry access needed once).
+# Usage: sh audit/check-patched-crates.sh [--write]   (--write regenerates the .patch files)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
+# name version, one crate per line.
+crates='tiny_http 0.12.0
+ureq-proto 0.7.1'
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/probe/src"
-printf '[package]\nname = "probe"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\ntiny_http = "=0.12.0"\n' > "$tmp/probe/Cargo.toml"
+{
+  printf '[package]\nname = "probe"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n'
+  echo "$crates" | while read -r name version; do
+    printf '%s = "=%s"\n' "$name" "$version"
+  done
+} > "$tmp/probe/Cargo.toml"
 : > "$tmp/probe/src/lib.rs"
 (cd "$tmp/probe" && cargo fetch --quiet)
-release=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/tiny_http-0.12.0 | head -n 1)
-mkdir -p "$tmp/cmp"
-cp -r "$release/src" "$tmp/cmp/release"
-cp -r "$root/audit/patched-crates/tiny_http-0.12.0/src" "$tmp/cmp/patched"
-(cd "$tmp/cmp" && diff -ru release patched | sed -E 's/^(---|\+\+\+) ([^	]*)	.*/\1 \2/' > "$tmp/actual.patch") || true
-if [ "${1:-}" = "--write" ]; then
-  cp "$tmp/actual.patch" "$root/audit/patched-crates/tiny_http-0.12.0.patch"
-  echo "wrote audit/patched-crates/tiny_http-0.12.0.patch"
-  exit 0
-fi
-if diff -u "$root/audit/patched-crates/tiny_http-0.12.0.patch" "$tmp/actual.patch"; then
-  echo "patched tiny_http matches the 0.12.0 release plus the documented patch"
-else
-  echo "patched tiny_http differs from release + documented patch" >&2
-  exit 1
-fi
+failed=0
+for pair in $(echo "$crates" | tr ' ' '@'); do
+  name=${pair%@*}
+  version=${pair#*@}
+  dir="$name-$version"
+  release=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$dir" | head -n 1)
+  rm -rf "$tmp/cmp"
+  mkdir -p "$tmp/cmp"
+  cp -r "$release/src" "$tmp/cmp/release"
+  cp -r "$root/audit/patched-crates/$dir/src" "$tmp/cmp/patched"
+  (cd "$tmp/cmp" && diff -ru release patched | sed -E 's/^(---|\+\+\+) ([^	]*)	.*/\1 \2/' > "$tmp/$dir.patch") || true
+  if [ "${1:-}" = "--write" ]; then
+    cp "$tmp/$dir.patch" "$root/audit/patched-crates/$dir.patch"
+    echo "wrote audit/patched-crates/$dir.patch"
+  elif diff -u "$root/audit/patched-crates/$dir.patch" "$tmp/$dir.patch"; then
+    echo "patched $name matches the $version release plus the documented patch"
+  else
+    echo "patched $name differs from release + documented patch" >&2
+    failed=1
+  fi
+done
+exit $failed

@@ -218,6 +218,8 @@ def build_inventory():
                 why = "optional, not enabled; " + why
             if p.get("description"):
                 why += ": " + p["description"]
+            if p["source"] is None:
+                why += "; built from the patched copy in audit/patched-crates"
         rows.append(
             {
                 "name": p["name"],

@@ -1,6 +1,7 @@
 //! Upstream faults over real sockets: an unreachable, silent, lying or broken backend. Each case
 //! checks what the caller gets (status and OpenAI-shaped error code, or for streams the in-band
-//! `error` event) and that the same proxy serves the next normal request afterwards.
+//! `error` event) and that the same proxy serves the next normal request afterwards. Unusual
+//! but valid chunk framings of a good stream come first: they must decode to the same answer.
 
 #![expect(clippy::expect_used, reason = "test helpers fail loudly")]
 
@@ -27,8 +28,8 @@ use fake_codex::{FakeCodex, Script, sse_data};
 use fake_oauth::FakeOAuth;
 use harness::{Answer, TestProxy, config, get, post_json};
 use raw_upstream::{
-    Fault, RawUpstream, SSE_HEAD_CHUNKED, chunk, closing_events, frame, opening_events,
-    sse_head_with_length,
+    Fault, RawUpstream, SSE_HEAD_CHUNKED, chunk, closing_events, completed_stream, frame,
+    opening_events, sse_head_with_length,
 };
 use serde_json::{Value, json};
 
@@ -261,6 +262,63 @@ fn no_response_headers_is_504_within_the_headers_timeout() {
     let (answer, _) = ask_stream(&proxy);
     expect_code(&answer, 504, "upstream_timeout");
     serves_next(&proxy, "after silence");
+}
+
+/// `stream` chunked `size` bytes at a time, each size line written by `size_line` (given the
+/// chunk's length), then the last chunk line `last` and the blank line that ends the body.
+fn chunked(stream: &[u8], size: usize, size_line: impl Fn(usize) -> String, last: &str) -> Vec<u8> {
+    let mut out = SSE_HEAD_CHUNKED.as_bytes().to_vec();
+    for piece in stream.chunks(size) {
+        out.extend(size_line(piece.len()).into_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend(format!("{last}\r\n\r\n").into_bytes());
+    out
+}
+
+#[test]
+fn valid_chunk_framings_decode_to_the_same_answer() {
+    // Chunk extensions (`;name=value`, RFC 9112 7.1.1), upper-case hex with leading zeros,
+    // chunks that split lines and events anywhere, and one chunk for the whole stream.
+    let text = "framed alike";
+    let stream = completed_stream(text).into_bytes();
+    let framings: Vec<(&str, Vec<u8>)> = vec![
+        ("one chunk", chunked(&stream, stream.len(), |n| format!("{n:x}\r\n"), "0")),
+        ("7-byte chunks", chunked(&stream, 7, |n| format!("{n:x}\r\n"), "0")),
+        (
+            "extensions",
+            chunked(&stream, 50, |n| format!("{n:x};ext=\"a;b\"\r\n"), "0;last"),
+        ),
+        ("bare extension", chunked(&stream, 33, |n| format!("{n:x};x\r\n"), "0;x")),
+        ("padded upper hex", chunked(&stream, 200, |n| format!("{n:04X}\r\n"), "000")),
+    ];
+    let upstream = RawUpstream::start(Fault::Normal("after framings".into()));
+    let proxy = proxy_at(&upstream.base_url());
+    for (case, bytes) in framings {
+        upstream.push(Fault::SendThenClose(bytes.clone()));
+        let answer = ask(&proxy);
+        assert_eq!(answer.status, 200, "{case}: {}", answer.body);
+        assert_eq!(
+            answer.json()["output"][0]["content"][0]["text"],
+            text,
+            "{case}: {}",
+            answer.body
+        );
+
+        upstream.push(Fault::SendThenClose(bytes));
+        let (answer, events) = ask_stream(&proxy);
+        assert_eq!(answer.status, 200, "{case}: {}", answer.body);
+        let last = events.last().unwrap_or(&Value::Null);
+        assert_eq!(last["type"], "response.completed", "{case}: {events:?}");
+        let deltas: Vec<&str> = events
+            .iter()
+            .filter(|event| event["type"] == "response.output_text.delta")
+            .filter_map(|event| event["delta"].as_str())
+            .collect();
+        assert_eq!(deltas, ["par"], "{case}: {events:?}");
+    }
+    serves_next(&proxy, "after framings");
 }
 
 #[test]
