@@ -18,6 +18,7 @@
 //! - [`chat_content`]: chat content parts (text, images, files) → Responses input parts.
 //! - [`chat_tools`]: chat tools, `web_search_options`, `tool_choice` → Responses forms.
 //! - [`sse`]: SSE line parser, bounded reader, frame encoder.
+//! - [`read_buffer`]: the buffered reader under the upstream event stream, zeroed once.
 //! - [`responses_relay`]: the Responses event transcript: relay frames, final object.
 //! - [`response_text`]: event fields read and items spliced as JSON text, without trees.
 //! - [`chat_response`]: final Response object → `chat.completion`; finish_reason, usage.
@@ -81,6 +82,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod param_policy;
 pub mod quota;
+pub mod read_buffer;
 pub mod response_text;
 pub mod responses_handler;
 pub mod responses_relay;

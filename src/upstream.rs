@@ -1,7 +1,6 @@
 //! The upstream client: one ureq agent (rustls, connection reuse), the Codex headers
 //! (contract §4.3), bounded retries before the first byte, and the 401 refresh-and-retry.
 
-use std::io::BufReader;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use crate::config::Config;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::oauth::transport_kind;
+use crate::read_buffer::{self, ReadBuffer};
 use crate::scrub::SecretScrubber;
 use crate::sse::SseReader;
 use crate::token_cache::TokenCache;
@@ -30,7 +30,7 @@ pub struct UpstreamStream {
     /// `x-codex-*` headers of the upstream response, to pass on to the caller.
     pub passthrough_headers: Vec<(String, String)>,
     /// The events.
-    pub events: SseReader<BufReader<ureq::BodyReader<'static>>>,
+    pub events: SseReader<ReadBuffer<ureq::BodyReader<'static>>>,
     /// Finds the access token this call carried in what the caller is sent (`scrub`).
     pub scrubber: Option<Arc<SecretScrubber>>,
 }
@@ -132,7 +132,10 @@ impl UpstreamClient {
                         return Ok(UpstreamStream {
                             status,
                             passthrough_headers,
-                            events: SseReader::new(BufReader::new(reader), MAX_EVENT_BYTES),
+                            events: SseReader::new(
+                                ReadBuffer::with_capacity(read_buffer::CAPACITY, reader),
+                                MAX_EVENT_BYTES,
+                            ),
                             scrubber: scrubber_for(&credentials.access_token),
                         });
                     }

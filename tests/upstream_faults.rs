@@ -284,14 +284,26 @@ fn valid_chunk_framings_decode_to_the_same_answer() {
     let text = "framed alike";
     let stream = completed_stream(text).into_bytes();
     let framings: Vec<(&str, Vec<u8>)> = vec![
-        ("one chunk", chunked(&stream, stream.len(), |n| format!("{n:x}\r\n"), "0")),
-        ("7-byte chunks", chunked(&stream, 7, |n| format!("{n:x}\r\n"), "0")),
+        (
+            "one chunk",
+            chunked(&stream, stream.len(), |n| format!("{n:x}\r\n"), "0"),
+        ),
+        (
+            "7-byte chunks",
+            chunked(&stream, 7, |n| format!("{n:x}\r\n"), "0"),
+        ),
         (
             "extensions",
             chunked(&stream, 50, |n| format!("{n:x};ext=\"a;b\"\r\n"), "0;last"),
         ),
-        ("bare extension", chunked(&stream, 33, |n| format!("{n:x};x\r\n"), "0;x")),
-        ("padded upper hex", chunked(&stream, 200, |n| format!("{n:04X}\r\n"), "000")),
+        (
+            "bare extension",
+            chunked(&stream, 33, |n| format!("{n:x};x\r\n"), "0;x"),
+        ),
+        (
+            "padded upper hex",
+            chunked(&stream, 200, |n| format!("{n:04X}\r\n"), "000"),
+        ),
     ];
     let upstream = RawUpstream::start(Fault::Normal("after framings".into()));
     let proxy = proxy_at(&upstream.base_url());
