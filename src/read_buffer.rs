@@ -54,7 +54,9 @@ impl<R: Read> ReadBuffer<R> {
 
 impl<R> Drop for ReadBuffer<R> {
     fn drop(&mut self) {
-        SPARE.set(Some(std::mem::take(&mut self.buffer)));
+        let buffer = std::mem::take(&mut self.buffer);
+        // `try_with`: a thread being torn down has no spare left to keep it in.
+        let _ = SPARE.try_with(|spare| spare.set(Some(buffer)));
     }
 }
 
