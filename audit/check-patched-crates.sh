@@ -5,22 +5,21 @@
 # Usage: sh audit/check-patched-crates.sh [--write]   (--write regenerates the .patch files)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-# name version, one crate per line.
-crates='tiny_http 0.12.0
-ureq-proto 0.7.1'
+# The patched crates, as name@version.
+crates='tiny_http@0.12.0 ureq-proto@0.7.1'
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/probe/src"
 {
   printf '[package]\nname = "probe"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n'
-  echo "$crates" | while read -r name version; do
-    printf '%s = "=%s"\n' "$name" "$version"
+  for pair in $crates; do
+    printf '%s = "=%s"\n' "${pair%@*}" "${pair#*@}"
   done
 } > "$tmp/probe/Cargo.toml"
 : > "$tmp/probe/src/lib.rs"
 (cd "$tmp/probe" && cargo fetch --quiet)
 failed=0
-for pair in $(echo "$crates" | tr ' ' '@'); do
+for pair in $crates; do
   name=${pair%@*}
   version=${pair#*@}
   dir="$name-$version"

@@ -18,7 +18,7 @@
 //! - [`chat_content`]: chat content parts (text, images, files) → Responses input parts.
 //! - [`chat_tools`]: chat tools, `web_search_options`, `tool_choice` → Responses forms.
 //! - [`sse`]: SSE line parser, bounded reader, frame encoder.
-//! - [`read_buffer`]: the buffered reader under the upstream event stream, zeroed once.
+//! - [`read_buffer`]: the buffered reader under the upstream event stream, reused per thread.
 //! - [`responses_relay`]: the Responses event transcript: relay frames, final object.
 //! - [`response_text`]: event fields read and items spliced as JSON text, without trees.
 //! - [`chat_response`]: final Response object → `chat.completion`; finish_reason, usage.
