@@ -92,11 +92,15 @@ pub fn relay(
     };
     loop {
         let (frame, last) = match upstream.events.next_event() {
-            Ok(Some(event)) => match translator.on_event(&event) {
-                Some(frame) => (frame, translator.is_finished()),
-                None if translator.is_finished() => break,
-                None => continue,
-            },
+            Ok(Some(event)) => {
+                let frame = translator.on_event(&event);
+                upstream.events.recycle(event);
+                match frame {
+                    Some(frame) => (frame, translator.is_finished()),
+                    None if translator.is_finished() => break,
+                    None => continue,
+                }
+            }
             Ok(None) if translator.is_finished() => break,
             Ok(None) => in_band_error(exchange, translator, &eof_before_completion()),
             Err(error) => in_band_error(exchange, translator, &stream_error(&error)),
@@ -141,6 +145,7 @@ pub fn aggregate(mut upstream: UpstreamStream) -> Result<ResponsesTranscript, Pr
         match upstream.events.next_event() {
             Ok(Some(event)) => {
                 transcript.record(&event);
+                upstream.events.recycle(event);
                 if transcript.is_finished() {
                     drain(upstream);
                     break;
@@ -157,7 +162,7 @@ pub fn aggregate(mut upstream: UpstreamStream) -> Result<ResponsesTranscript, Pr
 fn drain(mut upstream: UpstreamStream) {
     for _ in 0..DRAIN_EVENTS {
         match upstream.events.next_event() {
-            Ok(Some(_)) => {}
+            Ok(Some(event)) => upstream.events.recycle(event),
             Ok(None) | Err(_) => return,
         }
     }
