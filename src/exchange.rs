@@ -1,19 +1,23 @@
 //! One request/response exchange: the request as read, and the ways to answer it (a sized
 //! JSON body, an error, or an event stream written chunk by chunk with one flush per event).
 //!
-//! Streams bypass tiny_http's `respond`, whose chunked encoder holds 8 KiB before writing:
-//! the status line, headers and chunk framing are written here, straight to the socket.
+//! Answers bypass tiny_http's `respond`, whose chunked encoder holds 8 KiB before writing a
+//! stream, and which built every header of a sized answer as two allocated strings: the head
+//! comes from `http_head` (with a date formatted once a second per thread), and it, the body
+//! or the chunk framing are written here, straight to the connection's buffered socket.
 
 use std::borrow::Cow;
-use std::io::{self, Cursor, Write};
+use std::cell::RefCell;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use tiny_http::{Header, Method, Request, Response};
+use tiny_http::{Method, Request};
 
 use crate::error::ProxyError;
+use crate::http_head::{Framing, http_date, response_head};
 use crate::metrics::Metrics;
 use crate::scrub::SecretScrubber;
 
@@ -157,25 +161,33 @@ impl Exchange {
         self.metrics
             .bytes_relayed
             .fetch_add(length as u64, Ordering::Relaxed);
-        let mut response = Response::new(
-            status.into(),
-            Vec::new(),
-            Cursor::new(bytes),
-            Some(length),
-            None,
-        );
         let fixed = [
             ("Content-Type", content_type),
             ("x-request-id", self.request_id.as_str()),
         ];
         let extra = headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-        for (name, value) in fixed.into_iter().chain(extra) {
-            if let Some(header) = header(name, value) {
-                response.add_header(header);
-            }
-        }
+        let head = with_date(|date| {
+            response_head(
+                status,
+                date,
+                fixed.into_iter().chain(extra),
+                Framing::Length(length),
+            )
+        });
+        // HEAD gets the length of the body it did not ask for.
+        let body: &[u8] = if *request.method() == Method::Head {
+            &[]
+        } else {
+            &bytes
+        };
+        // Head and a short body leave in one write: both fit tiny_http's connection buffer.
+        let mut writer = request.into_writer();
+        let written = writer
+            .write_all(&head)
+            .and_then(|()| writer.write_all(body))
+            .and_then(|()| writer.flush());
         // A client that went away is not an error worth more than a debug line.
-        if let Err(error) = request.respond(response) {
+        if let Err(error) = written {
             log::debug!("{} client write failed: {}", self.request_id, error.kind());
         }
     }
@@ -201,22 +213,22 @@ impl Exchange {
         self.status = Some(200);
         self.streamed = true;
         let chunked = *request.http_version() >= tiny_http::HTTPVersion(1, 1);
-        let mut head = String::from("HTTP/1.1 200 OK\r\n");
-        head.push_str("Content-Type: text/event-stream; charset=utf-8\r\n");
-        head.push_str("Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
-        head.push_str(&format!("x-request-id: {}\r\n", self.request_id));
-        for (name, value) in headers {
-            if crate::config::is_header_safe(name) && crate::config::is_header_safe(value) {
-                head.push_str(&format!("{name}: {value}\r\n"));
-            }
-        }
-        if chunked {
-            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+        let fixed = [
+            ("Content-Type", "text/event-stream; charset=utf-8"),
+            ("Cache-Control", "no-cache"),
+            ("X-Accel-Buffering", "no"),
+            ("x-request-id", self.request_id.as_str()),
+        ];
+        let extra = headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let framing = if chunked {
+            Framing::Chunked
         } else {
-            head.push_str("Connection: close\r\n\r\n");
-        }
+            Framing::UntilClose
+        };
+        let head =
+            with_date(|date| response_head(200, date, fixed.into_iter().chain(extra), framing));
         let mut writer = request.into_writer();
-        writer.write_all(head.as_bytes())?;
+        writer.write_all(&head)?;
         writer.flush()?;
         self.first_byte = Some(self.started.elapsed());
         self.metrics.open_streams.fetch_add(1, Ordering::Relaxed);
@@ -284,7 +296,19 @@ impl EventStream {
     }
 }
 
-/// A header, or `None` when the name or value is not valid in HTTP (such a header is skipped).
-fn header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+/// Calls `f` with the current HTTP date, formatted at most once a second per thread.
+fn with_date<T>(f: impl FnOnce(&str) -> T) -> T {
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != now {
+            *cached = (now, http_date(now));
+        }
+        f(&cached.1)
+    })
 }

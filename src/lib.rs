@@ -18,6 +18,7 @@
 //! - [`chat_content`]: chat content parts (text, images, files) → Responses input parts.
 //! - [`chat_tools`]: chat tools, `web_search_options`, `tool_choice` → Responses forms.
 //! - [`sse`]: SSE line parser, bounded reader, frame encoder.
+//! - [`http_head`]: response heads (status, date, headers, framing) written as one buffer.
 //! - [`read_buffer`]: the buffered reader under the upstream event stream, reused per thread.
 //! - [`responses_relay`]: the Responses event transcript: relay frames, final object.
 //! - [`response_text`]: event fields read and items spliced as JSON text, without trees.
@@ -70,6 +71,7 @@ pub mod credentials_file;
 pub mod env_file;
 pub mod error;
 pub mod exchange;
+pub mod http_head;
 pub mod ids;
 pub mod intake;
 pub mod job_queue;
