@@ -400,6 +400,7 @@ impl Config {
                 optional("OPENAI_CHATGPT_ACCOUNT_ID"),
             ),
             ("CODEX_ORIGINATOR", optional("CODEX_ORIGINATOR")),
+            ("CODEX_CLIENT_VERSION", optional("CODEX_CLIENT_VERSION")),
         ] {
             if value.is_some_and(|v| !is_header_safe(&v)) {
                 return Err(ConfigError {

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use ureq::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 
 use crate::config::Config;
 use crate::error::ProxyError;
@@ -13,7 +15,7 @@ use crate::oauth::transport_kind;
 use crate::read_buffer::{self, ReadBuffer};
 use crate::scrub::SecretScrubber;
 use crate::sse::SseReader;
-use crate::token_cache::TokenCache;
+use crate::token_cache::{Credentials, TokenCache};
 use crate::upstream_error::{UpstreamFailure, classify, is_retryable};
 
 /// Largest single SSE event accepted from upstream (a full response object with inline
@@ -62,10 +64,11 @@ impl From<ProxyError> for Refusal {
 /// Talks to the Codex backend.
 pub struct UpstreamClient {
     agent: ureq::Agent,
-    responses_url: String,
-    originator: String,
-    user_agent: String,
-    client_version: String,
+    /// `None` when the configured base and path do not make a URL (answered as unreachable).
+    responses_url: Option<Uri>,
+    /// The headers every call carries, built once (a header built per call from strings
+    /// cost a name parse, a value copy and a map growth each).
+    fixed_headers: HeaderMap,
     max_retries: u32,
     tokens: Arc<TokenCache>,
     metrics: Arc<Metrics>,
@@ -81,10 +84,8 @@ impl UpstreamClient {
     ) -> Self {
         UpstreamClient {
             agent,
-            responses_url: config.responses_url(),
-            originator: config.originator.clone(),
-            user_agent: user_agent(config),
-            client_version: config.client_version.clone(),
+            responses_url: config.responses_url().parse().ok(),
+            fixed_headers: fixed_headers(config),
             max_retries: config.upstream_max_retries,
             tokens,
             metrics,
@@ -100,24 +101,8 @@ impl UpstreamClient {
         let mut refreshed = false;
         let mut attempt: u32 = 0;
         loop {
-            let mut request = self
-                .agent
-                .post(&self.responses_url)
-                .header(
-                    "Authorization",
-                    format!("Bearer {}", credentials.access_token),
-                )
-                .header("Content-Type", "application/json")
-                .header("Accept", "text/event-stream")
-                .header("originator", &self.originator)
-                .header("User-Agent", &self.user_agent)
-                .header("version", &self.client_version)
-                .header("OpenAI-Beta", "responses=experimental")
-                .header("session_id", session_id);
-            if let Some(account) = &credentials.account_id {
-                request = request.header("ChatGPT-Account-ID", account);
-            }
-            let retry = match request.send(&payload[..]) {
+            let request = self.request(&payload, &credentials, session_id)?;
+            let retry = match self.agent.run(request) {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let passthrough_headers = passthrough(response.headers());
@@ -180,6 +165,77 @@ impl UpstreamClient {
             }
         }
     }
+}
+
+impl UpstreamClient {
+    /// One call's request: the fixed headers, then the token, the account and the session.
+    fn request<'a>(
+        &self,
+        payload: &'a [u8],
+        credentials: &Credentials,
+        session_id: &str,
+    ) -> Result<Request<&'a [u8]>, ProxyError> {
+        let mut headers = HeaderMap::with_capacity(self.fixed_headers.len() + 3);
+        for (name, value) in &self.fixed_headers {
+            // Clones share the bytes: no allocation.
+            headers.insert(name.clone(), value.clone());
+        }
+        let mut authorization =
+            HeaderValue::try_from(format!("Bearer {}", credentials.access_token))
+                .map_err(|_| unsendable("access token"))?;
+        authorization.set_sensitive(true);
+        headers.insert(AUTHORIZATION, authorization);
+        if let Some(account) = &credentials.account_id {
+            let account = HeaderValue::from_str(account).map_err(|_| unsendable("account id"))?;
+            headers.insert(HeaderName::from_static("chatgpt-account-id"), account);
+        }
+        // Header-safe by construction (`stream_pump::session_id`).
+        let session = HeaderValue::from_str(session_id).map_err(|_| ProxyError::Internal)?;
+        headers.insert(HeaderName::from_static("session_id"), session);
+        let uri = self
+            .responses_url
+            .clone()
+            .ok_or_else(|| ProxyError::UpstreamUnreachable {
+                cause: "CODEX_BASE_URL and CODEX_RESPONSES_PATH do not make a valid URL".into(),
+            })?;
+        let mut request = Request::new(payload);
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        Ok(request)
+    }
+}
+
+/// The caller's error when a stored credential cannot go into an HTTP header (a line break in
+/// a hand-edited credentials file, say). Names what, never the value.
+fn unsendable(what: &str) -> ProxyError {
+    ProxyError::CredentialsUnavailable {
+        message: format!(
+            "The stored {what} contains characters an HTTP header cannot carry; run `--login` \
+             again or fix CREDENTIALS_FILE."
+        ),
+    }
+}
+
+/// The headers every upstream call carries (contract §4.3), but the token, account and session.
+fn fixed_headers(config: &Config) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(12);
+    let mut put = |name: HeaderName, value: &str| {
+        // The configured values were checked to be header-safe when read (`config`).
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    put(CONTENT_TYPE, "application/json");
+    put(ACCEPT, "text/event-stream");
+    put(HeaderName::from_static("originator"), &config.originator);
+    put(USER_AGENT, &user_agent(config));
+    put(HeaderName::from_static("version"), &config.client_version);
+    put(
+        HeaderName::from_static("openai-beta"),
+        "responses=experimental",
+    );
+    headers
 }
 
 /// The error for a non-2xx answer, reading a bounded amount of its body.
