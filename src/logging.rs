@@ -135,9 +135,15 @@ pub enum Field {
     None,
 }
 
+/// Whether access lines are written at all (`LOG_LEVEL` info or finer), so that a caller can
+/// skip gathering the fields.
+pub fn access_enabled() -> bool {
+    log::log_enabled!(target: ACCESS_TARGET, Level::Info)
+}
+
 /// Writes the access line for one request, at info level, in the configured format.
 pub fn access(fields: &[(&str, Field)]) {
-    if !log::log_enabled!(target: ACCESS_TARGET, Level::Info) {
+    if !access_enabled() {
         return;
     }
     let line = format_access(

@@ -340,6 +340,9 @@ fn record(exchange: &Exchange, metrics: &Metrics) {
         first_byte: exchange.first_byte,
         client_disconnected: exchange.client_disconnected,
     });
+    if !crate::logging::access_enabled() {
+        return;
+    }
     let text = |value: Option<&str>| value.map_or(Field::None, |v| Field::Text(v.to_string()));
     let millis = |value: Option<Duration>| {
         value.map_or(Field::None, |v| Field::Number(v.as_millis() as u64))

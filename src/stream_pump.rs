@@ -61,10 +61,11 @@ pub fn open_upstream(
     let session_id = session_id(&request.body);
     exchange.dropped = request.dropped.clone();
     match proxy.upstream.open_stream(&request.body, &session_id) {
-        Ok(upstream) => {
+        Ok(mut upstream) => {
             exchange.upstream_status = Some(upstream.status);
             exchange.scrubber = upstream.scrubber.clone();
-            let mut headers = upstream.passthrough_headers.clone();
+            // Moved, not copied: the stream has no further use for them.
+            let mut headers = std::mem::take(&mut upstream.passthrough_headers);
             if !request.dropped.is_empty() {
                 headers.push((DROPPED_HEADER.to_string(), request.dropped.join(", ")));
             }

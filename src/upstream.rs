@@ -96,7 +96,9 @@ impl UpstreamClient {
     /// answered 2xx. Retries 5xx and transport failures with backoff; on 401 asks the token
     /// cache for a fresh token once and retries.
     pub fn open_stream(&self, body: &Value, session_id: &str) -> Result<UpstreamStream, Refusal> {
-        let payload = serde_json::to_vec(body).map_err(|_| ProxyError::Internal)?;
+        // Sized for a typical body up front: growing from empty copied it five times.
+        let mut payload = Vec::with_capacity(4096);
+        serde_json::to_writer(&mut payload, body).map_err(|_| ProxyError::Internal)?;
         let mut credentials = self.tokens.current()?;
         let mut refreshed = false;
         let mut attempt: u32 = 0;
