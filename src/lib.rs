@@ -47,6 +47,8 @@
 //! - [`responses_handler`]: `/v1/responses`, streaming relay and non-streaming aggregation.
 //! - [`chat_handler`]: `/v1/chat/completions`, streamed chunks or one `chat.completion`.
 //! - [`upstream`]: the ureq agent, Codex headers, retries, 401 refresh-and-retry.
+//! - [`pool_probe`]: the agent's last connector link: a pooled connection is probed when taken,
+//!   not also when returned.
 //! - [`signals`]: SIGTERM/SIGINT as a flag (the crate's only `unsafe`).
 //! - [`logging`]: the stderr log backend (plain or JSON lines), its pure `LineFormatter`,
 //!   and the access log line.
@@ -83,6 +85,7 @@ pub mod login_browser;
 pub mod metrics;
 pub mod oauth;
 pub mod param_policy;
+pub mod pool_probe;
 pub mod quota;
 pub mod read_buffer;
 pub mod response_text;

@@ -7,11 +7,14 @@ use std::time::Duration;
 use serde_json::Value;
 use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, DefaultConnector};
 
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::oauth::transport_kind;
+use crate::pool_probe::ProbeWhenTaken;
 use crate::read_buffer::{self, ReadBuffer};
 use crate::scrub::SecretScrubber;
 use crate::sse::SseReader;
@@ -330,10 +333,11 @@ pub fn user_agent(config: &Config) -> String {
     )
 }
 
-/// The shared HTTP agent: rustls with built-in roots, pooled connections, the configured
-/// timeouts (the per-read timeout is the stream idle timeout), and non-2xx as plain answers.
+/// The shared HTTP agent: rustls with built-in roots, pooled connections (probed when taken,
+/// `pool_probe`), the configured timeouts (the per-read timeout is the stream idle timeout),
+/// and non-2xx as plain answers.
 pub fn build_agent(config: &Config) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(config.upstream_connect_timeout))
         .timeout_recv_response(Some(config.upstream_headers_timeout))
@@ -347,8 +351,12 @@ pub fn build_agent(config: &Config) -> ureq::Agent {
         .input_buffer_size(32 * 1024)
         .output_buffer_size(16 * 1024)
         .user_agent(user_agent(config))
-        .build()
-        .into()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        DefaultConnector::default().chain(ProbeWhenTaken),
+        DefaultResolver::default(),
+    )
 }
 
 #[cfg(test)]

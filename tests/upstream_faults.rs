@@ -15,7 +15,6 @@ mod fake_oauth;
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod harness;
 #[path = "support/raw_upstream.rs"]
-#[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod raw_upstream;
 #[path = "support/secrets.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
@@ -331,6 +330,35 @@ fn valid_chunk_framings_decode_to_the_same_answer() {
         assert_eq!(deltas, ["par"], "{case}: {events:?}");
     }
     serves_next(&proxy, "after framings");
+}
+
+/// A pooled connection that the backend closed while it sat idle is found closed when a call
+/// takes it (`pool_probe` skips only the probe on return): the next call opens a new connection
+/// and is served at once, without a retry.
+#[test]
+fn a_pooled_connection_the_backend_closed_is_not_used() {
+    let upstream = RawUpstream::start(Fault::Normal("second, on a new connection".into()));
+    // Keep-alive framing (no `connection: close`), so the proxy pools the connection; the
+    // upstream closes it right after the answer.
+    let stream = completed_stream("first, then the backend closes");
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n",
+        stream.len()
+    );
+    upstream.push(Fault::SendThenClose((head + &stream).into_bytes()));
+    let proxy = proxy_at(&upstream.base_url());
+    assert_eq!(ask(&proxy).status, 200);
+    assert!(
+        harness::wait_until(Duration::from_secs(5), || upstream.closed() >= 1),
+        "the upstream closed its first connection"
+    );
+    serves_next(&proxy, "second, on a new connection");
+    assert_eq!(upstream.connections(), 2);
+    let metrics = get(&format!("{}/metrics", proxy.base)).body;
+    assert!(
+        metrics.contains("codex_proxy_upstream_retries_total 0\n"),
+        "no call went out on the closed connection: {metrics}"
+    );
 }
 
 #[test]

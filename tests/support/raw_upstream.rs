@@ -59,6 +59,7 @@ pub struct RawUpstream {
     addr: SocketAddr,
     queue: Arc<Mutex<VecDeque<Fault>>>,
     connections: Arc<Mutex<usize>>,
+    closed: Arc<Mutex<usize>>,
     stop: Option<Sender<()>>,
     accept_thread: Option<JoinHandle<()>>,
 }
@@ -75,19 +76,21 @@ impl RawUpstream {
         let addr = listener.local_addr().expect("raw upstream address");
         let queue = Arc::new(Mutex::new(VecDeque::new()));
         let connections = Arc::new(Mutex::new(0));
+        let closed = Arc::new(Mutex::new(0));
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let accept_thread = thread::Builder::new()
             .name("raw-upstream-accept".into())
             .spawn({
                 let queue = queue.clone();
-                let connections = connections.clone();
-                move || accept_loop(&listener, &queue, &connections, default, &stopped)
+                let counts = (connections.clone(), closed.clone());
+                move || accept_loop(&listener, &queue, &counts, default, &stopped)
             })
             .expect("spawn raw upstream");
         RawUpstream {
             addr,
             queue,
             connections,
+            closed,
             stop: Some(stop),
             accept_thread: Some(accept_thread),
         }
@@ -118,6 +121,11 @@ impl RawUpstream {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Connections whose fault has finished and whose socket this side has closed.
+    pub fn closed(&self) -> usize {
+        *self.closed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Drop for RawUpstream {
@@ -131,10 +139,13 @@ impl Drop for RawUpstream {
     }
 }
 
+/// Accepted and closed connections, counted.
+type Counts = (Arc<Mutex<usize>>, Arc<Mutex<usize>>);
+
 fn accept_loop(
     listener: &TcpListener,
     queue: &Mutex<VecDeque<Fault>>,
-    connections: &Mutex<usize>,
+    (connections, closed): &Counts,
     default: Fault,
     stopped: &Receiver<()>,
 ) {
@@ -151,11 +162,14 @@ fn accept_loop(
             .pop_front()
             .unwrap_or_else(|| default.clone());
         let stopped = stopped.clone();
+        let closed = closed.clone();
         if let Ok(handler) = thread::Builder::new()
             .name("raw-upstream-conn".into())
             .spawn(move || {
                 // A peer that went away mid-answer is part of what these faults provoke.
+                // `serve` owns the socket: it is closed when it returns.
                 let _ = serve(stream, fault, &stopped);
+                *closed.lock().unwrap_or_else(PoisonError::into_inner) += 1;
             })
         {
             handlers.push(handler);
