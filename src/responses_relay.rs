@@ -12,12 +12,13 @@
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::error::ProxyError;
 use crate::json_body::to_text;
-use crate::response_text::{EventFields, as_u64, is_object, with_output, with_response};
+use crate::response_text::{
+    EventFields, as_u64, is_object, with_output, with_output_in_text, with_response,
+};
 use crate::sse::{SseEvent, encode_frame};
 
 /// How a stream ended, once it has.
@@ -25,7 +26,8 @@ use crate::sse::{SseEvent, encode_frame};
 pub enum Ending {
     /// `response.completed`: the response object as JSON text; in a relayed stream with the
     /// finished items already in `output`, otherwise as sent (`into_response_text` and
-    /// `into_response` add them).
+    /// `into_response` add them). Always the text of one JSON value: a `RawValue`'s, `{}`, or
+    /// one `response_text` spliced.
     Completed(String),
     /// `response.incomplete`: the same for an answer cut short.
     Incomplete(String),
@@ -251,9 +253,8 @@ impl ResponsesTranscript {
     pub fn into_response_text(mut self) -> Result<String, ProxyError> {
         let response = self.take_response()?;
         let items = self.output_items();
-        let filled = serde_json::from_str::<&RawValue>(&response)
-            .ok()
-            .and_then(|raw| with_output(raw, &items));
+        // The ending holds one JSON value's text (see `Ending`).
+        let filled = with_output_in_text(&response, &items);
         Ok(filled.unwrap_or(response))
     }
 
