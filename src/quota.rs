@@ -38,22 +38,22 @@ pub struct QuotaSnapshot {
 /// Parses the `x-codex-*` headers (names lowercased); `None` when they carry no window data.
 /// `reset-after-seconds` (older backends) is turned into a reset time using `now`.
 pub fn parse(headers: &[(String, String)], now: u64) -> Option<QuotaSnapshot> {
-    let find = |name: &str| {
+    let find = |name: &[&str]| {
         headers
             .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .find(|(key, _)| is_name(key, name))
             .map(|(_, value)| value.trim())
     };
+    // Names matched in parts: building each with `format!` was eight allocations per request.
     let window = |prefix: &str| Window {
-        used_percent: find(&format!("x-codex-{prefix}-used-percent"))
+        used_percent: find(&["x-codex-", prefix, "-used-percent"])
             .and_then(|v| v.parse::<f64>().ok())
             .filter(|v| v.is_finite()),
-        window_minutes: find(&format!("x-codex-{prefix}-window-minutes"))
-            .and_then(|v| v.parse().ok()),
-        reset_at: find(&format!("x-codex-{prefix}-reset-at"))
+        window_minutes: find(&["x-codex-", prefix, "-window-minutes"]).and_then(|v| v.parse().ok()),
+        reset_at: find(&["x-codex-", prefix, "-reset-at"])
             .and_then(|v| v.parse().ok())
             .or_else(|| {
-                find(&format!("x-codex-{prefix}-reset-after-seconds"))
+                find(&["x-codex-", prefix, "-reset-after-seconds"])
                     .and_then(|v| v.parse::<u64>().ok())
                     .map(|after| now + after)
             }),
@@ -61,11 +61,23 @@ pub fn parse(headers: &[(String, String)], now: u64) -> Option<QuotaSnapshot> {
     let snapshot = QuotaSnapshot {
         primary: window("primary"),
         secondary: window("secondary"),
-        plan_type: find("x-codex-plan-type").map(str::to_string),
-        active_limit: find("x-codex-active-limit").map(str::to_string),
+        plan_type: find(&["x-codex-plan-type"]).map(str::to_string),
+        active_limit: find(&["x-codex-active-limit"]).map(str::to_string),
         observed_at: now,
     };
     (!snapshot.primary.is_empty() || !snapshot.secondary.is_empty()).then_some(snapshot)
+}
+
+/// Whether `key` is the concatenation of `parts`, ASCII case ignored.
+fn is_name(key: &str, parts: &[&str]) -> bool {
+    let mut rest = key;
+    for part in parts {
+        match rest.get(..part.len()) {
+            Some(head) if head.eq_ignore_ascii_case(part) => rest = &rest[part.len()..],
+            _ => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// The `GET /v1/usage` body.
@@ -136,6 +148,17 @@ mod tests {
         assert_eq!(body["primary"]["used_percent"], 83.5);
         assert_eq!(body["secondary"]["resets_in_seconds"], 50);
         assert_eq!(body["age_seconds"], 10);
+    }
+
+    #[test]
+    fn names_match_whole_and_in_any_case() {
+        let parts = ["x-codex-", "primary", "-used-percent"];
+        assert!(is_name("x-codex-primary-used-percent", &parts));
+        assert!(is_name("X-Codex-Primary-Used-Percent", &parts));
+        assert!(!is_name("x-codex-primary-used-percent-2", &parts));
+        assert!(!is_name("x-codex-primary-used", &parts));
+        assert!(!is_name("x-codex-secondary-used-percent", &parts));
+        assert!(!is_name("x-codex-pr\u{e9}mary-used-percent", &parts));
     }
 
     #[test]
