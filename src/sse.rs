@@ -201,8 +201,24 @@ impl<R: BufRead> SseReader<R> {
             return Ok(None);
         }
         loop {
-            self.line.clear();
             let limit = self.parser.max_event_bytes.saturating_add(2);
+            // The common case: a whole line waits in the reader's buffer, and is read where it
+            // lies instead of being copied out first.
+            let available = fill(&mut self.reader).map_err(SseError::Io)?;
+            if available.is_empty() {
+                self.done = true;
+                return Ok(self.parser.finish());
+            }
+            if let Some(end) = memchr::memchr(b'\n', available).filter(|end| *end < limit) {
+                let taken = take_line(&mut self.parser, &mut self.pending, &available[..=end]);
+                self.reader.consume(end + 1);
+                match taken? {
+                    Some(event) => return Ok(Some(event)),
+                    None => continue,
+                }
+            }
+            // A line split across reads (or too long): gathered, bounded, then taken.
+            self.line.clear();
             let read =
                 read_line_into(&mut self.reader, &mut self.line, limit).map_err(SseError::Io)?;
             if read == 0 {
@@ -214,23 +230,7 @@ impl<R: BufRead> SseReader<R> {
                     limit: self.parser.max_event_bytes,
                 });
             }
-            let line = strip_line_end(&self.line);
-            // The common case, a line without a lone CR, skips the split (a byte-by-byte
-            // scan).
-            if memchr::memchr(b'\r', line).is_none() {
-                if let Some(event) = self.parser.push_line(line)? {
-                    return Ok(Some(event));
-                }
-                continue;
-            }
-            // A lone CR also ends a line (SSE: CRLF, LF or CR), so one physical line may
-            // hold several.
-            for segment in line.split(|byte| *byte == b'\r') {
-                if let Some(event) = self.parser.push_line(segment)? {
-                    self.pending.push_back(event);
-                }
-            }
-            if let Some(event) = self.pending.pop_front() {
+            if let Some(event) = take_line(&mut self.parser, &mut self.pending, &self.line)? {
                 return Ok(Some(event));
             }
         }
@@ -244,6 +244,40 @@ impl<R: BufRead> SseReader<R> {
     /// Gives back the underlying reader (to drain it after the last event).
     pub fn into_inner(self) -> R {
         self.reader
+    }
+}
+
+/// Feeds one physical line (with its line end) to the parser; an event it completes comes
+/// back, and further ones wait in `pending`.
+fn take_line(
+    parser: &mut SseParser,
+    pending: &mut std::collections::VecDeque<SseEvent>,
+    line: &[u8],
+) -> Result<Option<SseEvent>, SseError> {
+    let line = strip_line_end(line);
+    // The common case, a line without a lone CR, skips the split (a byte-by-byte scan).
+    if memchr::memchr(b'\r', line).is_none() {
+        return parser.push_line(line);
+    }
+    // A lone CR also ends a line (SSE: CRLF, LF or CR), so one physical line may hold
+    // several.
+    for segment in line.split(|byte| *byte == b'\r') {
+        if let Some(event) = parser.push_line(segment)? {
+            pending.push_back(event);
+        }
+    }
+    Ok(pending.pop_front())
+}
+
+/// The reader's buffered bytes, filled when empty (empty only at EOF).
+fn fill(reader: &mut impl BufRead) -> io::Result<&[u8]> {
+    loop {
+        match reader.fill_buf() {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            // Re-borrowed to return: the loop's borrow ends with its iteration.
+            Ok(_) => return reader.fill_buf(),
+            Err(error) => return Err(error),
+        }
     }
 }
 
