@@ -204,7 +204,11 @@ impl<R: BufRead> SseReader<R> {
             let limit = self.parser.max_event_bytes.saturating_add(2);
             // The common case: a whole line waits in the reader's buffer, and is read where it
             // lies instead of being copied out first.
-            let available = fill(&mut self.reader).map_err(SseError::Io)?;
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(SseError::Io(error)),
+            };
             if available.is_empty() {
                 self.done = true;
                 return Ok(self.parser.finish());
@@ -267,18 +271,6 @@ fn take_line(
         }
     }
     Ok(pending.pop_front())
-}
-
-/// The reader's buffered bytes, filled when empty (empty only at EOF).
-fn fill(reader: &mut impl BufRead) -> io::Result<&[u8]> {
-    loop {
-        match reader.fill_buf() {
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            // Re-borrowed to return: the loop's borrow ends with its iteration.
-            Ok(_) => return reader.fill_buf(),
-            Err(error) => return Err(error),
-        }
-    }
 }
 
 /// Appends the bytes up to and including the next LF to `line`, reading at most `limit`

@@ -170,9 +170,7 @@ impl UpstreamClient {
             }
         }
     }
-}
 
-impl UpstreamClient {
     /// One call's request: the fixed headers, then the token, the account and the session.
     fn request<'a>(
         &self,
