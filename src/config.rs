@@ -124,7 +124,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "UPSTREAM_CONNECT_TIMEOUT_SECS",
         default: "10",
-        help: "Upstream connect (and TLS) timeout.",
+        help: "Upstream DNS lookup (its answer is kept 30 s) and connect (and TLS) timeout.",
     },
     Variable {
         name: "UPSTREAM_HEADERS_TIMEOUT_SECS",

@@ -49,6 +49,8 @@
 //! - [`upstream`]: the ureq agent, Codex headers, retries, 401 refresh-and-retry.
 //! - [`pool_probe`]: the agent's last connector link: a pooled connection is probed when taken,
 //!   not also when returned.
+//! - [`upstream_resolver`]: the agent's resolver: the backend's addresses kept for 30 s, so a
+//!   call on a pooled connection makes no DNS lookup.
 //! - [`signals`]: SIGTERM/SIGINT as a flag (the crate's only `unsafe`).
 //! - [`logging`]: the stderr log backend (plain or JSON lines), its pure `LineFormatter`,
 //!   and the access log line.
@@ -102,6 +104,7 @@ pub mod stream_pump;
 pub mod token_cache;
 pub mod upstream;
 pub mod upstream_error;
+pub mod upstream_resolver;
 pub mod url_encoding;
 
 use std::sync::Arc;

@@ -20,6 +20,7 @@ use crate::scrub::SecretScrubber;
 use crate::sse::SseReader;
 use crate::token_cache::{Credentials, TokenCache};
 use crate::upstream_error::{UpstreamFailure, classify, is_retryable};
+use crate::upstream_resolver::CachingResolver;
 
 /// Largest single SSE event accepted from upstream (a full response object with inline
 /// images can be large, but not this large).
@@ -332,11 +333,13 @@ pub fn user_agent(config: &Config) -> String {
 }
 
 /// The shared HTTP agent: rustls with built-in roots, pooled connections (probed when taken,
-/// `pool_probe`), the configured timeouts (the per-read timeout is the stream idle timeout),
-/// and non-2xx as plain answers.
+/// `pool_probe`), the backend's addresses looked up once per `upstream_resolver::TTL` under
+/// the connect timeout, the configured timeouts (the per-read timeout is the stream idle
+/// timeout), and non-2xx as plain answers.
 pub fn build_agent(config: &Config) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .timeout_resolve(Some(config.upstream_connect_timeout))
         .timeout_connect(Some(config.upstream_connect_timeout))
         .timeout_recv_response(Some(config.upstream_headers_timeout))
         .timeout_per_read(Some(config.upstream_idle_timeout))
@@ -353,7 +356,7 @@ pub fn build_agent(config: &Config) -> ureq::Agent {
     ureq::Agent::with_parts(
         config,
         DefaultConnector::default().chain(ProbeWhenTaken),
-        DefaultResolver::default(),
+        CachingResolver::new(DefaultResolver::default()),
     )
 }
 
