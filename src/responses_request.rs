@@ -61,27 +61,34 @@ pub fn normalise(
         }
     };
 
-    let mut upstream = Map::new();
+    // Edited in place: the caller's map loses what is not forwarded and keeps its nodes.
+    let mut upstream = body;
     let mut dropped = Vec::new();
-    for (field, value) in body {
-        match disposition(Endpoint::Responses, &field) {
-            Disposition::Forward | Disposition::Rewrite => {
-                upstream.insert(field, value);
+    let mut rejected = None;
+    upstream.retain(
+        |field, value| match disposition(Endpoint::Responses, field) {
+            Disposition::Forward | Disposition::Rewrite => true,
+            Disposition::Drop => {
+                dropped.push(field.clone());
+                false
             }
-            Disposition::Drop => dropped.push(field),
             Disposition::Reject(why) => {
-                if !value.is_null() {
-                    return Err(ProxyError::BadRequest {
-                        message: format!("Unsupported parameter: `{field}` {why}."),
-                        param: Some(field),
-                        code: Some("unsupported_parameter".into()),
-                    });
+                if !value.is_null() && rejected.is_none() {
+                    rejected = Some((field.clone(), why));
                 }
+                false
             }
-        }
+        },
+    );
+    if let Some((field, why)) = rejected {
+        return Err(ProxyError::BadRequest {
+            message: format!("Unsupported parameter: `{field}` {why}."),
+            param: Some(field),
+            code: Some("unsupported_parameter".into()),
+        });
     }
 
-    let input = match upstream.remove("input") {
+    match upstream.get_mut("input") {
         None | Some(Value::Null) => {
             return Err(ProxyError::BadRequest {
                 message: "Missing required parameter: `input`.".into(),
@@ -89,9 +96,8 @@ pub fn normalise(
                 code: Some("missing_required_parameter".into()),
             });
         }
-        Some(input) => normalise_input(input)?,
-    };
-    upstream.insert("input".into(), input);
+        Some(input) => *input = normalise_input(std::mem::take(input))?,
+    }
 
     match upstream.get("instructions") {
         None | Some(Value::Null) => {
@@ -113,22 +119,25 @@ pub fn normalise(
         upstream.insert("tool_choice".into(), json!("auto"));
     }
     let wants_reasoning = upstream.get("reasoning").is_some_and(|r| !r.is_null());
-    let mut include = match upstream.remove("include") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            return Err(ProxyError::invalid_param(
-                "include",
-                "`include` must be an array.",
-            ));
-        }
+    let include = upstream
+        .entry("include")
+        .and_modify(|v| {
+            if v.is_null() {
+                *v = json!([]);
+            }
+        })
+        .or_insert_with(|| json!([]));
+    let Value::Array(include) = include else {
+        return Err(ProxyError::invalid_param(
+            "include",
+            "`include` must be an array.",
+        ));
     };
     if wants_reasoning && !include.iter().any(|i| i == ENCRYPTED_REASONING) {
         include.push(json!(ENCRYPTED_REASONING));
     }
-    upstream.insert("include".into(), Value::Array(include));
-    upstream.insert("store".into(), json!(false));
-    upstream.insert("stream".into(), json!(true));
+    set(&mut upstream, "store", Value::Bool(false));
+    set(&mut upstream, "stream", Value::Bool(true));
 
     Ok(UpstreamRequest {
         body: Value::Object(upstream),
@@ -136,6 +145,16 @@ pub fn normalise(
         model,
         dropped,
     })
+}
+
+/// Sets `field` to `value`, reusing the key when the field is there already.
+fn set(map: &mut Map<String, Value>, field: &str, value: Value) {
+    match map.get_mut(field) {
+        Some(slot) => *slot = value,
+        None => {
+            map.insert(field.to_owned(), value);
+        }
+    }
 }
 
 /// A field, the test its value must pass, and the expected type in words.
