@@ -14,6 +14,7 @@ use std::ops::Range;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// The fields of a non-delta event that the transcript reads, borrowed from its text.
@@ -111,6 +112,37 @@ impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
         }
         deserializer.deserialize_str(KeyVisitor)
     }
+}
+
+/// The top-level fields of `object` (a JSON object's text) that `wanted` names, as trees; the
+/// others are skipped as text, never built. A key given twice keeps its last value, as a
+/// `Value` reader does. `None` when `object` is not one JSON object.
+pub fn top_level_fields(object: &str, wanted: &[&str]) -> Option<serde_json::Map<String, Value>> {
+    struct FieldsVisitor<'w>(&'w [&'w str]);
+    impl<'de> Visitor<'de> for FieldsVisitor<'_> {
+        type Value = serde_json::Map<String, Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut fields = serde_json::Map::new();
+            while let Some(name) = map.next_key::<Key<'de>>()? {
+                match self.0.iter().find(|w| **w == name.0) {
+                    Some(wanted) => {
+                        fields.insert((*wanted).to_owned(), map.next_value()?);
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(fields)
+        }
+    }
+    let mut reader = serde_json::Deserializer::from_str(object);
+    let fields = reader.deserialize_map(FieldsVisitor(wanted)).ok()?;
+    reader.end().ok()?;
+    Some(fields)
 }
 
 /// A number that fits `u64`, as `Value::as_u64` reads it.
@@ -240,10 +272,30 @@ fn put(object: &str, key: &str, slot: &Slot, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     fn raw(value: &Value) -> Box<RawValue> {
         RawValue::from_string(value.to_string()).expect("raw")
+    }
+
+    #[test]
+    fn top_level_fields_builds_only_the_fields_asked_for() {
+        let text = r#"{"instructions":"long","status":"completed","tools":[{"a":[1,2]}],
+            "usage":{"input_tokens":3},"n\u0061me":"escaped key","output":[]}"#;
+        let fields = top_level_fields(text, &["status", "usage", "name", "missing"]).unwrap();
+        assert_eq!(
+            Value::Object(fields),
+            json!({"status": "completed", "usage": {"input_tokens": 3}, "name": "escaped key"})
+        );
+    }
+
+    #[test]
+    fn top_level_fields_keeps_the_last_of_a_repeated_key_and_refuses_non_objects() {
+        let fields = top_level_fields(r#"{"status":"a","status":"b"}"#, &["status"]).unwrap();
+        assert_eq!(fields["status"], "b", "as a Value reader keeps it");
+        for text in ["[1]", "\"text\"", "{\"status\":", "{} {}", "{\"a\":tru}"] {
+            assert!(top_level_fields(text, &["status"]).is_none(), "{text}");
+        }
     }
 
     #[test]

@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::error::ProxyError;
 use crate::json_body::to_text;
 use crate::response_text::{
-    EventFields, as_u64, is_object, with_output, with_output_in_text, with_response,
+    EventFields, as_u64, is_object, top_level_fields, with_output, with_output_in_text,
+    with_response,
 };
 use crate::sse::{SseEvent, encode_frame};
 
@@ -258,17 +259,22 @@ impl ResponsesTranscript {
         Ok(filled.unwrap_or(response))
     }
 
-    /// The final Response object for a non-streaming caller, as a tree (what the chat
-    /// translation reads): the response and the items are each parsed once and joined as
-    /// trees, the same rule as `with_output`. Parsing the spliced text instead would put an
-    /// item two levels deeper, past serde_json's depth limit for one that came close to it.
+    /// The fields of the final Response object that a `chat.completion` is made from
+    /// ([`CHAT_FIELDS`]), as a tree; the others (the echoed instructions and tools, say) are
+    /// skipped as text, not built. The items are parsed once each and set as `output` by the
+    /// same rule as `with_output`. Parsing the spliced text instead would put an item two
+    /// levels deeper, past serde_json's depth limit for one that came close to it.
     pub fn into_response(mut self) -> Result<Value, ProxyError> {
         let response = self.take_response()?;
         // The text is JSON the backend sent (validated on the way in) or that we wrote.
-        let mut value: Value = serde_json::from_str(&response).map_err(|_| ProxyError::Internal)?;
+        let mut object = if response.trim_start().starts_with('{') {
+            top_level_fields(&response, &CHAT_FIELDS).ok_or(ProxyError::Internal)?
+        } else {
+            // Not an object: nothing to fill, the value stands as sent.
+            return serde_json::from_str(&response).map_err(|_| ProxyError::Internal);
+        };
         let items = self.output_items();
-        if let Some(object) = value.as_object_mut()
-            && !items.is_empty()
+        if !items.is_empty()
             && object
                 .get("output")
                 .is_none_or(|o| o.is_null() || o.as_array().is_some_and(Vec::is_empty))
@@ -279,9 +285,12 @@ impl ResponsesTranscript {
                 .collect();
             object.insert("output".into(), Value::Array(items));
         }
-        Ok(value)
+        Ok(Value::Object(object))
     }
 }
+
+/// The fields of a Response object that `chat_response::completion` reads.
+pub const CHAT_FIELDS: [&str; 4] = ["status", "incomplete_details", "usage", "output"];
 
 /// The ending a `response.failed` or `error` event means, read from its `data` (rare: a
 /// tree is fine here).
