@@ -119,15 +119,10 @@ pub fn normalise(
         upstream.insert("tool_choice".into(), json!("auto"));
     }
     let wants_reasoning = upstream.get("reasoning").is_some_and(|r| !r.is_null());
-    let include = upstream
-        .entry("include")
-        .and_modify(|v| {
-            if v.is_null() {
-                *v = json!([]);
-            }
-        })
-        .or_insert_with(|| json!([]));
-    let Value::Array(include) = include else {
+    if upstream.get("include").is_none_or(Value::is_null) {
+        set(&mut upstream, "include", Value::Array(Vec::new()));
+    }
+    let Some(Value::Array(include)) = upstream.get_mut("include") else {
         return Err(ProxyError::invalid_param(
             "include",
             "`include` must be an array.",
