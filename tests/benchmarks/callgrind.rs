@@ -25,7 +25,7 @@ use crate::via::{Request, Via};
 use crate::{Bench, BenchResult, SHORT_SCENARIO};
 
 /// Worker threads of the proxy under callgrind (it runs one thread at a time anyway).
-const WORKERS: usize = 8;
+pub const WORKERS: usize = 8;
 
 /// Requests per short kind, and streams of [`LONG_SCENARIO`].
 const REQUESTS: u64 = 200;
@@ -39,12 +39,56 @@ const LONG_SCENARIO: Scenario = Scenario {
 };
 
 /// Bounds: start-up under valgrind, each run's requests, and the shutdown.
-const START_LIMIT: Duration = Duration::from_secs(60);
+pub const START_LIMIT: Duration = Duration::from_secs(60);
 const RUN_LIMIT: Duration = Duration::from_secs(120);
-const STOP_LIMIT: Duration = Duration::from_secs(60);
+pub const STOP_LIMIT: Duration = Duration::from_secs(60);
 
 /// What a run sends: the path, whether it streams, and the scenario.
-type Kind = (Via, bool, Scenario);
+pub type Kind = (Via, bool, Scenario);
+
+/// The runs, each against a fresh proxy: a baseline that only starts and stops, then each
+/// kind of request (`syscalls.rs` counts the same runs).
+pub const RUNS: [(&str, Option<Kind>, u64); 6] = [
+    ("baseline", None, 0),
+    (
+        "proxy-aggregated",
+        Some((Via::Proxy, false, SHORT_SCENARIO)),
+        REQUESTS,
+    ),
+    (
+        "proxy-stream",
+        Some((Via::Proxy, true, SHORT_SCENARIO)),
+        REQUESTS,
+    ),
+    (
+        "chat-aggregated",
+        Some((Via::Chat, false, SHORT_SCENARIO)),
+        REQUESTS,
+    ),
+    (
+        "chat-stream",
+        Some((Via::Chat, true, SHORT_SCENARIO)),
+        REQUESTS,
+    ),
+    (
+        "proxy-stream-1000",
+        Some((Via::Proxy, true, LONG_SCENARIO)),
+        LONG_STREAMS,
+    ),
+];
+
+/// Sends one run's requests one after another; answers (ok, failed).
+pub fn drive(proxy: &ProxyProcess, kind: Option<Kind>, requests: u64) -> (u64, u64) {
+    match kind {
+        None => (0, 0),
+        Some((via, stream, scenario)) => {
+            let target = Bench::through(proxy, via);
+            let request = Request::new(target, scenario, stream);
+            let run = Sequential::new(vec![request]).run(requests, RUN_LIMIT);
+            (run.ok, run.failed)
+        }
+    }
+}
 
 /// Lines of `callgrind_annotate --inclusive=yes` kept in the report.
 const TOP_LINES: usize = 30;
@@ -59,34 +103,6 @@ pub fn run(bench: &mut Bench, out_dir: &Path) -> BenchResult<()> {
         return Ok(());
     };
     std::fs::create_dir_all(out_dir)?;
-    let runs: [(&str, Option<Kind>, u64); 6] = [
-        ("baseline", None, 0),
-        (
-            "proxy-aggregated",
-            Some((Via::Proxy, false, SHORT_SCENARIO)),
-            REQUESTS,
-        ),
-        (
-            "proxy-stream",
-            Some((Via::Proxy, true, SHORT_SCENARIO)),
-            REQUESTS,
-        ),
-        (
-            "chat-aggregated",
-            Some((Via::Chat, false, SHORT_SCENARIO)),
-            REQUESTS,
-        ),
-        (
-            "chat-stream",
-            Some((Via::Chat, true, SHORT_SCENARIO)),
-            REQUESTS,
-        ),
-        (
-            "proxy-stream-1000",
-            Some((Via::Proxy, true, LONG_SCENARIO)),
-            LONG_STREAMS,
-        ),
-    ];
     let mut table = Table::new(
         "8. Instructions per request (callgrind; minus a baseline run that only starts and stops)",
         &[
@@ -99,7 +115,7 @@ pub fn run(bench: &mut Bench, out_dir: &Path) -> BenchResult<()> {
         ],
     );
     let mut baseline = 0u64;
-    for (label, kind, requests) in runs {
+    for (label, kind, requests) in RUNS {
         let out_file = out_dir.join(format!("callgrind.{label}.out"));
         let wrapper = vec![
             valgrind.display().to_string(),
@@ -114,15 +130,7 @@ pub fn run(bench: &mut Bench, out_dir: &Path) -> BenchResult<()> {
             &wrapper,
             START_LIMIT,
         )?;
-        let (ok, failed) = match kind {
-            None => (0, 0),
-            Some((via, stream, scenario)) => {
-                let target = Bench::through(&proxy, via);
-                let request = Request::new(target, scenario, stream);
-                let run = Sequential::new(vec![request]).run(requests, RUN_LIMIT);
-                (run.ok, run.failed)
-            }
-        };
+        let (ok, failed) = drive(&proxy, kind, requests);
         if !proxy.terminate(STOP_LIMIT)? {
             return Err(format!("callgrind {label}: the proxy did not exit after SIGTERM").into());
         }
@@ -230,7 +238,7 @@ fn total_instructions(path: &Path) -> BenchResult<u64> {
 }
 
 /// A program on `PATH` or in `/usr/bin`.
-fn find_tool(name: &str) -> Option<PathBuf> {
+pub fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/bin")])

@@ -168,10 +168,16 @@ impl ProxyProcess {
 impl ProxyProcess {
     /// Asks the proxy to shut down (SIGTERM, so a wrapper such as valgrind writes its
     /// output) and waits up to `limit` for it to exit; kills it after that. Returns whether
-    /// it exited by itself.
+    /// it exited by itself. A wrapper that runs the proxy as its own child (strace, which
+    /// blocks SIGTERM while it traces) gets the signal passed to that child.
     pub fn terminate(mut self, limit: Duration) -> io::Result<bool> {
+        let pid = self.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
         Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .args(children.split_whitespace())
             .status()?;
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {

@@ -22,6 +22,8 @@
 //! 7. `startup`: binary size and time from spawn to the first `/healthz` (`startup.rs`).
 //! 8. `callgrind`, only when named: instructions per request under valgrind, repeatable where
 //!    timings are not, and the busiest functions (`callgrind.rs`).
+//! 9. `syscalls`, only when named: system calls per request by name, counted by `strace -f
+//!    -c` over the same runs (`syscalls.rs`).
 //!
 //! Arguments after `--` pick sections by name (`cargo bench --bench relay -- streaming
 //! memory`; `growth` means `events concurrency`; none means 1 to 7) and `--save` writes the
@@ -46,6 +48,7 @@ mod stability;
 mod startup;
 mod stats;
 mod streaming;
+mod syscalls;
 mod throughput;
 mod via;
 
@@ -66,7 +69,7 @@ use via::{Request, Target, Via};
 pub type BenchResult<T> = Result<T, Box<dyn Error>>;
 
 /// Sections run only when named.
-const OPT_IN: [&str; 1] = ["callgrind"];
+const OPT_IN: [&str; 2] = ["callgrind", "syscalls"];
 
 /// Section names, in the order they run and are numbered (all run when none is named).
 const SECTIONS: [&str; 7] = [
@@ -321,6 +324,7 @@ fn main() -> BenchResult<()> {
             }
             ("startup", _) => startup::run(&mut bench)?,
             ("callgrind", _) => callgrind::run(&mut bench, &target_dir.join("callgrind"))?,
+            ("syscalls", _) => syscalls::run(&mut bench, &target_dir.join("syscalls"))?,
             _ => {}
         }
     }
