@@ -105,6 +105,7 @@ pub mod token_cache;
 pub mod upstream;
 pub mod upstream_error;
 pub mod upstream_resolver;
+pub mod upstream_writes;
 pub mod url_encoding;
 
 use std::sync::Arc;

@@ -21,6 +21,7 @@ use crate::sse::SseReader;
 use crate::token_cache::{Credentials, TokenCache};
 use crate::upstream_error::{UpstreamFailure, classify, is_retryable};
 use crate::upstream_resolver::CachingResolver;
+use crate::upstream_writes::CoalesceWrites;
 
 /// Largest single SSE event accepted from upstream (a full response object with inline
 /// images can be large, but not this large).
@@ -333,14 +334,17 @@ pub fn user_agent(config: &Config) -> String {
 }
 
 /// The shared HTTP agent: rustls with built-in roots, pooled connections (probed when taken,
-/// `pool_probe`), the backend's addresses looked up once per `upstream_resolver::TTL` under
-/// the connect timeout, the configured timeouts (the per-read timeout is the stream idle
-/// timeout), and non-2xx as plain answers.
+/// `pool_probe`; a request's head and body in one write, `upstream_writes`), the backend's
+/// addresses looked up once per `upstream_resolver::TTL` under the connect timeout, the
+/// configured timeouts (sending the request and waiting for the answer's head share the
+/// headers timeout; the per-read timeout is the stream idle timeout), and non-2xx as plain
+/// answers.
 pub fn build_agent(config: &Config) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_resolve(Some(config.upstream_connect_timeout))
         .timeout_connect(Some(config.upstream_connect_timeout))
+        .timeout_send_request(Some(config.upstream_headers_timeout))
         .timeout_recv_response(Some(config.upstream_headers_timeout))
         .timeout_per_read(Some(config.upstream_idle_timeout))
         .timeout_send_body(Some(config.upstream_headers_timeout))
@@ -355,7 +359,9 @@ pub fn build_agent(config: &Config) -> ureq::Agent {
         .build();
     ureq::Agent::with_parts(
         config,
-        DefaultConnector::default().chain(ProbeWhenTaken),
+        DefaultConnector::default()
+            .chain(ProbeWhenTaken)
+            .chain(CoalesceWrites),
         CachingResolver::new(DefaultResolver::default()),
     )
 }
