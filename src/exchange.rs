@@ -235,6 +235,7 @@ impl Exchange {
         Ok(EventStream {
             writer,
             chunked,
+            chunk: Vec::new(),
             bytes: 0,
             scrubber: self.scrubber.clone(),
             metrics: self.metrics.clone(),
@@ -246,6 +247,8 @@ impl Exchange {
 pub struct EventStream {
     writer: Box<dyn Write + Send>,
     chunked: bool,
+    /// The chunk being framed (chunked transfer coding only).
+    chunk: Vec<u8>,
     bytes: u64,
     scrubber: Option<Arc<SecretScrubber>>,
     metrics: Arc<Metrics>,
@@ -258,19 +261,21 @@ impl Drop for EventStream {
 }
 
 impl EventStream {
-    /// Writes one frame and flushes it. An error means the client is gone (or too slow).
-    pub fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+    /// Writes one frame into the connection's buffer; [`EventStream::flush`] sends it. An
+    /// error means the client is gone (or too slow).
+    pub fn write(&mut self, frame: &[u8]) -> io::Result<()> {
         if frame.is_empty() {
             return Ok(());
         }
         let scrubbed = self.scrubber.as_ref().map(|scrubber| scrubber.scrub(frame));
         let frame = scrubbed.as_deref().unwrap_or(frame);
         if self.chunked {
-            let mut chunk = Vec::with_capacity(frame.len() + 12);
-            chunk.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
-            chunk.extend_from_slice(frame);
-            chunk.extend_from_slice(b"\r\n");
-            self.writer.write_all(&chunk)?;
+            // One write per chunk, its size line built in a buffer kept across frames.
+            self.chunk.clear();
+            write!(self.chunk, "{:x}\r\n", frame.len())?;
+            self.chunk.extend_from_slice(frame);
+            self.chunk.extend_from_slice(b"\r\n");
+            self.writer.write_all(&self.chunk)?;
         } else {
             self.writer.write_all(frame)?;
         }
@@ -278,6 +283,11 @@ impl EventStream {
         self.metrics
             .bytes_relayed
             .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends the frames written so far.
+    pub fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()
     }
 

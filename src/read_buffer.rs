@@ -59,6 +59,19 @@ impl<R> Drop for ReadBuffer<R> {
     }
 }
 
+/// A `BufRead` that can tell whether its next `fill_buf` is answered from its buffer or has
+/// to read (and so may wait).
+pub trait Buffered: BufRead {
+    /// Whether bytes not consumed yet are in the buffer.
+    fn has_buffered(&self) -> bool;
+}
+
+impl<R: Read> Buffered for ReadBuffer<R> {
+    fn has_buffered(&self) -> bool {
+        self.position < self.filled
+    }
+}
+
 impl<R: Read> BufRead for ReadBuffer<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.position >= self.filled {
@@ -183,7 +196,9 @@ mod tests {
         let mut two = [0u8; 2];
         assert_eq!(reader.read(&mut two).expect("read"), 2);
         assert_eq!(&two, b"ab");
+        assert!(reader.has_buffered());
         reader.consume(100);
+        assert!(!reader.has_buffered());
         assert_eq!(reader.fill_buf().expect("fill"), b"");
         let mut rest = Vec::new();
         reader.read_to_end(&mut rest).expect("read");

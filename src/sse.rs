@@ -8,6 +8,8 @@
 
 use std::io::{self, BufRead};
 
+use crate::read_buffer::Buffered;
+
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
@@ -180,6 +182,40 @@ pub struct SseReader<R> {
     pending: std::collections::VecDeque<SseEvent>,
 }
 
+impl<R: Buffered> SseReader<R> {
+    /// The next event if the reader's buffer already holds all of it (or the stream has
+    /// ended); `None` when it takes a read, which may wait for the upstream. What the caller
+    /// has not sent yet should be flushed before it calls [`SseReader::next_event`] then.
+    pub fn next_buffered_event(&mut self) -> Option<Result<Option<SseEvent>, SseError>> {
+        let limit = self.parser.max_event_bytes.saturating_add(2);
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(Ok(Some(event)));
+            }
+            if self.done {
+                return Some(Ok(None));
+            }
+            if !self.reader.has_buffered() {
+                return None;
+            }
+            // Answered from the buffer: no read happens.
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(error) => return Some(Err(SseError::Io(error))),
+            };
+            // A line not whole yet (or too long) is left to `next_event`.
+            let end = memchr::memchr(b'\n', available).filter(|end| *end < limit)?;
+            let taken = take_line(&mut self.parser, &mut self.pending, &available[..=end]);
+            self.reader.consume(end + 1);
+            match taken {
+                Ok(Some(event)) => return Some(Ok(Some(event))),
+                Ok(None) => {}
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+}
+
 impl<R: BufRead> SseReader<R> {
     /// Wraps a reader; events above `max_event_bytes` end the stream with an error.
     pub fn new(reader: R, max_event_bytes: usize) -> Self {
@@ -340,6 +376,7 @@ pub fn encode_frame(event: Option<&str>, data: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::read_buffer::ReadBuffer;
 
     fn events(text: &[u8]) -> Vec<SseEvent> {
         let mut reader = SseReader::new(text, 1 << 20);
@@ -348,6 +385,90 @@ mod tests {
             out.push(event);
         }
         out
+    }
+
+    /// Hands out its bytes `step` at a time.
+    struct Steps<'a>(&'a [u8], usize);
+
+    impl io::Read for Steps<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let count = self.0.len().min(self.1).min(out.len());
+            let (now, later) = self.0.split_at(count);
+            out[..count].copy_from_slice(now);
+            self.0 = later;
+            Ok(count)
+        }
+    }
+
+    /// Events read as the relay reads them: from the buffer while it holds whole lines, with
+    /// a (possibly waiting) read only when it does not. Counts the reads that were needed.
+    fn events_buffered_first(text: &[u8], step: usize, capacity: usize) -> (Vec<SseEvent>, usize) {
+        let source = ReadBuffer::with_capacity(capacity, Steps(text, step));
+        let mut reader = SseReader::new(source, 1 << 20);
+        let (mut out, mut waits) = (Vec::new(), 0);
+        loop {
+            let next = match reader.next_buffered_event() {
+                Some(next) => next,
+                None => {
+                    waits += 1;
+                    reader.next_event()
+                }
+            };
+            match next.expect("valid stream") {
+                Some(event) => out.push(event),
+                None => return (out, waits),
+            }
+        }
+    }
+
+    #[test]
+    fn buffered_events_come_out_as_a_plain_read_gives_them() {
+        let text: &[u8] =
+            b"event: a\ndata: {\"x\":1}\n\n: keep-alive\n\nevent: b\r\ndata: 1\r\ndata: 2\r\n\r\n\
+              data: lone\rdata: cr\r\revent: c\ndata: {}\n\nevent: only-a-name\n\ndata: tail";
+        let expected = events(text);
+        assert_eq!(expected.len(), 6, "{expected:?}");
+        for (step, capacity) in [(1, 1), (3, 7), (5, 4), (64, 16), (4096, 8192)] {
+            let (got, waits) = events_buffered_first(text, step, capacity);
+            assert_eq!(got, expected, "step {step}, capacity {capacity}");
+            assert!(waits >= 1, "the first event needs a read");
+        }
+    }
+
+    #[test]
+    fn events_already_read_need_no_wait_and_a_drained_buffer_does() {
+        let text = b"data: 1\n\ndata: 2\n\ndata: 3\n\n";
+        let source = ReadBuffer::with_capacity(4096, Steps(text, 4096));
+        let mut reader = SseReader::new(source, 1 << 20);
+        assert!(reader.next_buffered_event().is_none(), "nothing read yet");
+        let first = reader.next_event().expect("read").expect("event");
+        assert_eq!(first.data, "1");
+        for data in ["2", "3"] {
+            let event = reader
+                .next_buffered_event()
+                .expect("buffered")
+                .expect("valid");
+            assert_eq!(event.expect("event").data, data);
+        }
+        assert!(
+            reader.next_buffered_event().is_none(),
+            "drained: EOF is not known yet"
+        );
+        assert!(reader.next_event().expect("read").is_none());
+        assert!(matches!(reader.next_buffered_event(), Some(Ok(None))));
+    }
+
+    #[test]
+    fn a_line_cut_by_the_read_waits_for_the_rest() {
+        let text = b"data: 1\n\ndata: part";
+        let source = ReadBuffer::with_capacity(4096, Steps(text, 4096));
+        let mut reader = SseReader::new(source, 1 << 20);
+        assert_eq!(reader.next_event().expect("read").expect("event").data, "1");
+        assert!(reader.next_buffered_event().is_none());
+        assert_eq!(
+            reader.next_event().expect("read").expect("event").data,
+            "part"
+        );
     }
 
     #[test]

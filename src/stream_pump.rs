@@ -1,6 +1,6 @@
 //! The I/O loop both endpoints share: open the upstream stream, then pump its events through a
-//! [`StreamTranslator`] to the client one flushed frame at a time, or read it to the end for a
-//! non-streaming caller.
+//! [`StreamTranslator`] to the client, flushing before every read that may wait, or read it
+//! to the end for a non-streaming caller.
 //!
 //! The loop's invariants are kept here once: a client write failure drops the upstream reader
 //! at once (closing the upstream connection); an upstream EOF before a terminal event, an idle
@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use crate::error::ProxyError;
-use crate::exchange::Exchange;
+use crate::exchange::{EventStream, Exchange};
 use crate::param_policy::DROPPED_HEADER;
 use crate::responses_relay::{ResponsesTranscript, eof_before_completion};
 use crate::responses_request::UpstreamRequest;
@@ -80,7 +80,9 @@ pub fn open_upstream(
     }
 }
 
-/// Pumps upstream events to the client through `translator`, one flush per frame.
+/// Pumps upstream events to the client through `translator`. Frames are flushed whenever
+/// the next event is not already buffered, so events that arrived together leave together
+/// (one `sendto` for a burst instead of one per frame) and none waits on the upstream.
 pub fn relay(
     exchange: &mut Exchange,
     mut upstream: UpstreamStream,
@@ -92,7 +94,19 @@ pub fn relay(
         Err(_) => return,
     };
     loop {
-        let (frame, last) = match upstream.events.next_event() {
+        let next = match upstream.events.next_buffered_event() {
+            Some(next) => next,
+            None => {
+                // The next event takes a read, which may wait for the upstream: what was
+                // translated so far reaches the client first.
+                if stream.flush().is_err() {
+                    client_went_away(exchange, &stream);
+                    return;
+                }
+                upstream.events.next_event()
+            }
+        };
+        let (frame, last) = match next {
             Ok(Some(event)) => {
                 let frame = translator.on_event(&event);
                 upstream.events.recycle(event);
@@ -106,13 +120,8 @@ pub fn relay(
             Ok(None) => in_band_error(exchange, translator, &eof_before_completion()),
             Err(error) => in_band_error(exchange, translator, &stream_error(&error)),
         };
-        if stream.send(&frame).is_err() {
-            log::info!(
-                "{} client went away mid-stream; closing upstream",
-                exchange.request_id
-            );
-            exchange.client_disconnected = true;
-            exchange.bytes_sent = stream.bytes();
+        if stream.write(&frame).is_err() {
+            client_went_away(exchange, &stream);
             return;
         }
         if last {
@@ -120,12 +129,23 @@ pub fn relay(
         }
     }
     let closing = translator.closing_frames();
-    let sent = stream.send(&closing);
+    let sent = stream.write(&closing);
     exchange.bytes_sent = stream.bytes();
     if sent.is_err() || stream.finish().is_err() {
         log::debug!("{} client went away at end of stream", exchange.request_id);
     }
     drain(upstream);
+}
+
+/// Notes a client that stopped taking the stream; the upstream reader is dropped next, which
+/// closes the upstream connection.
+fn client_went_away(exchange: &mut Exchange, stream: &EventStream) {
+    log::info!(
+        "{} client went away mid-stream; closing upstream",
+        exchange.request_id
+    );
+    exchange.client_disconnected = true;
+    exchange.bytes_sent = stream.bytes();
 }
 
 /// The in-band error frame for a failure the proxy detected, noted for the request log.
