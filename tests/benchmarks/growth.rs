@@ -24,7 +24,7 @@ use crate::via::{Request, Target, Via};
 use crate::{Bench, BenchResult};
 
 /// Section 5: (deltas per stream, requests): 2 × 10^5 events per row past the first, so
-/// that each row's CPU time spans enough 10 ms ticks.
+/// that each row's CPU time is long against run-to-run noise.
 const EVENT_ROWS: [(usize, u64); 4] = [(10, 2000), (100, 1000), (1000, 200), (10_000, 20)];
 
 /// Section 5: bound on each row.

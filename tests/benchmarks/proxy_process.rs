@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cpu_clock::process_cpu_time;
 use crate::fast_fake::ACCESS_TOKEN;
 use crate::http1;
 
@@ -200,17 +201,16 @@ impl Drop for ProxyProcess {
 
 /// User plus system CPU time of this benchmark process (fake backend plus load generator).
 pub fn own_cpu_time() -> io::Result<Duration> {
-    cpu_time_of("/proc/self/stat")
+    cpu_time_of_pid(std::process::id())
 }
 
-/// User plus system CPU time of process `pid` so far (all its threads, live and ended).
+/// User plus system CPU time of process `pid` so far (all its threads, live and ended), to
+/// the nanosecond (`cpu_clock`); in `/proc` clock ticks if its CPU clock cannot be read.
 pub fn cpu_time_of_pid(pid: u32) -> io::Result<Duration> {
-    cpu_time_of(&format!("/proc/{pid}/stat"))
-}
-
-fn cpu_time_of(stat_path: &str) -> io::Result<Duration> {
-    let (user, system) = cpu_split_of(stat_path)?;
-    Ok(user + system)
+    process_cpu_time(pid).or_else(|_| {
+        let (user, system) = cpu_split_of(&format!("/proc/{pid}/stat"))?;
+        Ok(user + system)
+    })
 }
 
 /// What a relay process spent so far: CPU time in user space and in the kernel, and how
@@ -245,7 +245,9 @@ impl Usage {
     }
 }
 
-/// Usage of process `pid` so far: CPU from `/proc/<pid>/stat` (threads live and ended),
+/// Usage of process `pid` so far: CPU from `/proc/<pid>/stat` (threads live and ended, in
+/// 10 ms ticks: fine over the throughput section's seconds of load, too coarse for parts of
+/// a few tens of milliseconds, which use [`cpu_time_of_pid`]),
 /// context switches summed over `/proc/<pid>/task/*/status` (live threads).
 pub fn usage_of_pid(pid: u32) -> io::Result<Usage> {
     let (user, system) = cpu_split_of(&format!("/proc/{pid}/stat"))?;

@@ -35,6 +35,7 @@
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
 mod callgrind;
+mod cpu_clock;
 mod fast_fake;
 mod growth;
 mod http1;
