@@ -129,7 +129,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "UPSTREAM_HEADERS_TIMEOUT_SECS",
         default: "120",
-        help: "Time to wait for the upstream's response headers.",
+        help: "Time to send the request upstream, and to wait for the upstream's response headers.",
     },
     Variable {
         name: "UPSTREAM_IDLE_TIMEOUT_SECS",

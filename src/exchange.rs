@@ -1,5 +1,5 @@
 //! One request/response exchange: the request as read, and the ways to answer it (a sized
-//! JSON body, an error, or an event stream written chunk by chunk with one flush per event).
+//! JSON body, an error, or an event stream written chunk by chunk, flushed before each wait).
 //!
 //! Answers bypass tiny_http's `respond`, whose chunked encoder holds 8 KiB before writing a
 //! stream, and which built every header of a sized answer as two allocated strings: the head

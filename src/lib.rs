@@ -1,6 +1,6 @@
 //! codex-sub-proxy: a small, auditable OpenAI-compatible HTTP proxy for ChatGPT/Codex
 //! subscription-backed models. Synchronous on purpose: a fixed thread pool on tiny_http,
-//! blocking ureq calls upstream, SSE parsed line by line, one flush per event.
+//! blocking ureq calls upstream, SSE parsed line by line, a flush before every upstream wait.
 //!
 //! # Layout
 //!
@@ -43,12 +43,15 @@
 //! - [`exchange`]: one request and its answer: JSON, error, or a hand-framed chunked stream.
 //! - [`routes`]: paths, methods, caller authentication, models and files endpoints.
 //! - [`stream_pump`]: the loop both endpoints share: open upstream, pump events through a
-//!   `StreamTranslator` one flush per frame, or aggregate; drain, in-band stream errors.
+//!   `StreamTranslator`, flushed before every read that may wait, or aggregate; drain,
+//!   in-band stream errors.
 //! - [`responses_handler`]: `/v1/responses`, streaming relay and non-streaming aggregation.
 //! - [`chat_handler`]: `/v1/chat/completions`, streamed chunks or one `chat.completion`.
 //! - [`upstream`]: the ureq agent, Codex headers, retries, 401 refresh-and-retry.
-//! - [`pool_probe`]: the agent's last connector link: a pooled connection is probed when taken,
-//!   not also when returned.
+//! - [`pool_probe`]: a link of the agent's connector chain: a pooled connection is probed when
+//!   taken, not also when returned.
+//! - [`upstream_writes`]: the chain's last link: a request's head and body leave in one write,
+//!   and the socket's write timeout is set once.
 //! - [`upstream_resolver`]: the agent's resolver: the backend's addresses kept for 30 s, so a
 //!   call on a pooled connection makes no DNS lookup.
 //! - [`signals`]: SIGTERM/SIGINT as a flag (the crate's only `unsafe`).

@@ -1,4 +1,4 @@
-//! The last link of the upstream agent's connector chain: a pooled connection is probed once,
+//! A link of the upstream agent's connector chain: a pooled connection is probed once,
 //! when it is taken from ureq's pool for a call, not also when it is put back.
 //!
 //! ureq asks a connection `is_open` in two places: when a finished call returns it to the pool
