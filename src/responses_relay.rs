@@ -325,16 +325,20 @@ struct DeltaHead {
 /// its SSE `event:` name (the backend names every frame): everything except the finished items
 /// and the terminal events. Such events are relayed byte for byte without building a tree.
 fn is_passthrough(event: &SseEvent) -> bool {
-    event.event.as_deref().is_some_and(|name| {
-        !matches!(
-            name,
-            "response.output_item.done"
-                | "response.completed"
-                | "response.incomplete"
-                | "response.failed"
-                | "error"
-        )
-    })
+    event.event.as_deref().is_some_and(is_passthrough_name)
+}
+
+/// [`is_passthrough`] by the event's name: an aggregating reader need not keep their data
+/// (`SseReader::skip_data_of`).
+pub fn is_passthrough_name(name: &str) -> bool {
+    !matches!(
+        name,
+        "response.output_item.done"
+            | "response.completed"
+            | "response.incomplete"
+            | "response.failed"
+            | "error"
+    )
 }
 
 /// The error for a stream that ended without a terminal event (contract §5.4).

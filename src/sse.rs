@@ -55,6 +55,8 @@ pub struct SseParser {
     max_event_bytes: usize,
     /// Lines whose bytes were not UTF-8 poison the event they belong to; it is skipped.
     poisoned: bool,
+    /// Names of events whose data the caller does not read (see [`SseParser::skip_data_of`]).
+    skip_data: Option<fn(&str) -> bool>,
 }
 
 impl SseParser {
@@ -68,7 +70,16 @@ impl SseParser {
             size: 0,
             max_event_bytes,
             poisoned: false,
+            skip_data: None,
         }
+    }
+
+    /// From now on, the `data:` lines of an event whose `event:` line came first and is named
+    /// as `skip` says are counted against the size limit but neither checked nor kept: such
+    /// an event is dispatched with its name and empty data. For a caller that ignores those
+    /// events anyway (aggregation ignores deltas), it spares a copy and a UTF-8 check per line.
+    pub fn skip_data_of(&mut self, skip: fn(&str) -> bool) {
+        self.skip_data = Some(skip);
     }
 
     /// Feeds one line (with or without its `\n`/`\r\n`). Returns an event on a blank line.
@@ -83,6 +94,13 @@ impl SseParser {
             return Err(SseError::EventTooLarge {
                 limit: self.max_event_bytes,
             });
+        }
+        if let (Some(skip), Some(name)) = (self.skip_data, self.event.as_deref())
+            && is_data_line(line)
+            && skip(name)
+        {
+            self.has_data = true;
+            return Ok(None);
         }
         let Ok(line) = std::str::from_utf8(line) else {
             self.poisoned = true;
@@ -165,6 +183,12 @@ impl SseParser {
             data: std::mem::take(&mut self.data),
         })
     }
+}
+
+/// Whether a line (without its line end) is a `data` field.
+fn is_data_line(line: &[u8]) -> bool {
+    line.strip_prefix(b"data")
+        .is_some_and(|rest| rest.is_empty() || rest[0] == b':')
 }
 
 fn strip_line_end(line: &[u8]) -> &[u8] {
@@ -279,6 +303,11 @@ impl<R: BufRead> SseReader<R> {
     /// Takes back an event the caller is done with (see [`SseParser::recycle`]).
     pub fn recycle(&mut self, event: SseEvent) {
         self.parser.recycle(event);
+    }
+
+    /// Leaves the data of the events `skip` names unread (see [`SseParser::skip_data_of`]).
+    pub fn skip_data_of(&mut self, skip: fn(&str) -> bool) {
+        self.parser.skip_data_of(skip);
     }
 
     /// Gives back the underlying reader (to drain it after the last event).
@@ -469,6 +498,45 @@ mod tests {
             reader.next_event().expect("read").expect("event").data,
             "part"
         );
+    }
+
+    #[test]
+    fn skipped_events_keep_their_name_and_lose_only_their_data() {
+        let text = b"event: delta\ndata: {\"a\":1}\ndata: \xff\n\n\
+                     event: done\ndata: {\"b\":2}\n\n\
+                     data: {\"c\":3}\nevent: delta\n\n\
+                     event: delta\ndatum: x\n\n";
+        let mut reader = SseReader::new(&text[..], 1 << 20);
+        reader.skip_data_of(|name| name == "delta");
+        let mut got = Vec::new();
+        while let Some(event) = reader.next_event().expect("valid stream") {
+            got.push((event.event, event.data));
+        }
+        let named = |name: &str, data: &str| (Some(name.to_owned()), data.to_owned());
+        assert_eq!(
+            got,
+            vec![
+                named("delta", ""),
+                named("done", "{\"b\":2}"),
+                // Data before the name is kept: the parser could not know it yet.
+                named("delta", "{\"c\":3}"),
+                // No data line at all: the type-only event, as without skipping.
+                named("delta", "{\"type\":\"delta\"}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn skipped_data_still_counts_against_the_size_limit() {
+        let mut text = b"event: delta\ndata: ".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 64));
+        text.extend_from_slice(b"\n\n");
+        let mut reader = SseReader::new(&text[..], 32);
+        reader.skip_data_of(|_| true);
+        assert!(matches!(
+            reader.next_event(),
+            Err(SseError::EventTooLarge { limit: 32 })
+        ));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::error::ProxyError;
 use crate::exchange::{EventStream, Exchange};
 use crate::param_policy::DROPPED_HEADER;
-use crate::responses_relay::{ResponsesTranscript, eof_before_completion};
+use crate::responses_relay::{ResponsesTranscript, eof_before_completion, is_passthrough_name};
 use crate::responses_request::UpstreamRequest;
 use crate::routes::Proxy;
 use crate::sse::{SseError, SseEvent};
@@ -162,6 +162,8 @@ fn in_band_error(
 /// object is built (its `output` rebuilt from the finished items).
 pub fn aggregate(mut upstream: UpstreamStream) -> Result<ResponsesTranscript, ProxyError> {
     let mut transcript = ResponsesTranscript::new();
+    // `record` ignores these events whatever their data says.
+    upstream.events.skip_data_of(is_passthrough_name);
     loop {
         match upstream.events.next_event() {
             Ok(Some(event)) => {
