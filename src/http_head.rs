@@ -74,12 +74,39 @@ pub fn response_head<'a>(
     head
 }
 
+/// The bytes a header name (an RFC 9110 token) may hold, indexed by byte: a lookup instead of
+/// a search of the 15 symbols for every `-` in a name.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
+
 /// Whether a header from a caller's list may go into the head.
 fn may_send(name: &str, value: &str) -> bool {
-    let token = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let token = !name.is_empty() && name.bytes().all(|b| TCHAR[usize::from(b)]);
     if !token || !is_header_safe(value) {
         return false;
     }
@@ -192,6 +219,15 @@ mod tests {
             "HTTP/1.1 413 Payload Too Large\r\nDate: d\r\nConnection: close\r\n\
              Retry-After: 1\r\nContent-Length: 0\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn the_token_table_holds_exactly_the_rfc_9110_tchars() {
+        let symbols = b"!#$%&'*+-.^_`|~";
+        for byte in 0..=255u8 {
+            let expected = byte.is_ascii_alphanumeric() || symbols.contains(&byte);
+            assert_eq!(TCHAR[usize::from(byte)], expected, "byte {byte:#04x}");
+        }
     }
 
     #[test]
