@@ -35,53 +35,66 @@ pub struct QuotaSnapshot {
     pub observed_at: u64,
 }
 
+/// The `x-codex-*` headers read, after that prefix: per window (primary, then secondary)
+/// used percent, window minutes, reset time and the older reset delay, then the plan type and
+/// the active limit.
+const FIELDS: [&str; 10] = [
+    "primary-used-percent",
+    "primary-window-minutes",
+    "primary-reset-at",
+    "primary-reset-after-seconds",
+    "secondary-used-percent",
+    "secondary-window-minutes",
+    "secondary-reset-at",
+    "secondary-reset-after-seconds",
+    "plan-type",
+    "active-limit",
+];
+
+const PREFIX: &str = "x-codex-";
+
 /// Parses the `x-codex-*` headers (names lowercased); `None` when they carry no window data.
-/// `reset-after-seconds` (older backends) is turned into a reset time using `now`.
+/// `reset-after-seconds` (older backends) is turned into a reset time using `now`. Of a name
+/// given twice, the first counts. One pass over the headers: looking each name up on its own
+/// was ten passes.
 pub fn parse(headers: &[(String, String)], now: u64) -> Option<QuotaSnapshot> {
-    let find = |name: &[&str]| {
-        headers
-            .iter()
-            .find(|(key, _)| is_name(key, name))
-            .map(|(_, value)| value.trim())
-    };
-    // Names matched in parts: building each with `format!` was eight allocations per request.
-    let window = |prefix: &str| Window {
-        used_percent: find(&["x-codex-", prefix, "-used-percent"])
+    let mut found: [Option<&str>; FIELDS.len()] = [None; FIELDS.len()];
+    for (key, value) in headers {
+        if let Some(index) = field_index(key) {
+            found[index].get_or_insert_with(|| value.trim());
+        }
+    }
+    let window = |first: usize| Window {
+        used_percent: found[first]
             .and_then(|v| v.parse::<f64>().ok())
             .filter(|v| v.is_finite()),
-        window_minutes: find(&["x-codex-", prefix, "-window-minutes"]).and_then(|v| v.parse().ok()),
-        reset_at: find(&["x-codex-", prefix, "-reset-at"])
-            .and_then(|v| v.parse().ok())
-            .or_else(|| {
-                find(&["x-codex-", prefix, "-reset-after-seconds"])
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .map(|after| now + after)
-            }),
+        window_minutes: found[first + 1].and_then(|v| v.parse().ok()),
+        reset_at: found[first + 2].and_then(|v| v.parse().ok()).or_else(|| {
+            found[first + 3]
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|after| now + after)
+        }),
     };
     let snapshot = QuotaSnapshot {
-        primary: window("primary"),
-        secondary: window("secondary"),
-        plan_type: find(&["x-codex-plan-type"]).map(str::to_string),
-        active_limit: find(&["x-codex-active-limit"]).map(str::to_string),
+        primary: window(0),
+        secondary: window(4),
+        plan_type: found[8].map(str::to_string),
+        active_limit: found[9].map(str::to_string),
         observed_at: now,
     };
     (!snapshot.primary.is_empty() || !snapshot.secondary.is_empty()).then_some(snapshot)
 }
 
-/// Whether `key` is the concatenation of `parts`, ASCII case ignored.
-fn is_name(key: &str, parts: &[&str]) -> bool {
-    // Most names differ in length: no byte is compared for them.
-    if key.len() != parts.iter().map(|part| part.len()).sum::<usize>() {
-        return false;
-    }
-    let mut rest = key;
-    for part in parts {
-        match rest.get(..part.len()) {
-            Some(head) if head.eq_ignore_ascii_case(part) => rest = &rest[part.len()..],
-            _ => return false,
-        }
-    }
-    rest.is_empty()
+/// Which of [`FIELDS`] a header name is, ASCII case ignored.
+fn field_index(key: &str) -> Option<usize> {
+    let key = key.as_bytes();
+    let rest = key
+        .get(..PREFIX.len())
+        .filter(|head| head.eq_ignore_ascii_case(PREFIX.as_bytes()))
+        .map(|_| &key[PREFIX.len()..])?;
+    FIELDS
+        .iter()
+        .position(|field| field.len() == rest.len() && field.as_bytes().eq_ignore_ascii_case(rest))
 }
 
 /// The `GET /v1/usage` body.
@@ -156,13 +169,31 @@ mod tests {
 
     #[test]
     fn names_match_whole_and_in_any_case() {
-        let parts = ["x-codex-", "primary", "-used-percent"];
-        assert!(is_name("x-codex-primary-used-percent", &parts));
-        assert!(is_name("X-Codex-Primary-Used-Percent", &parts));
-        assert!(!is_name("x-codex-primary-used-percent-2", &parts));
-        assert!(!is_name("x-codex-primary-used", &parts));
-        assert!(!is_name("x-codex-secondary-used-percent", &parts));
-        assert!(!is_name("x-codex-pr\u{e9}mary-used-percent", &parts));
+        assert_eq!(field_index("x-codex-primary-used-percent"), Some(0));
+        assert_eq!(field_index("X-Codex-Primary-Used-Percent"), Some(0));
+        assert_eq!(field_index("x-codex-active-limit"), Some(9));
+        assert_eq!(field_index("x-codex-primary-used-percent-2"), None);
+        assert_eq!(field_index("x-codex-primary-used"), None);
+        assert_eq!(field_index("x-codex-"), None);
+        assert_eq!(field_index("x-codex"), None);
+        assert_eq!(field_index("x-codex-pr\u{e9}mary-used-percent"), None);
+        assert_eq!(field_index("x-c\u{e9}dex-primary-used-percent"), None);
+    }
+
+    #[test]
+    fn the_first_of_a_repeated_name_counts() {
+        let snapshot = parse(
+            &headers(&[
+                ("x-codex-primary-used-percent", "not a number"),
+                ("X-Codex-Primary-Used-Percent", "50"),
+                ("x-codex-primary-window-minutes", " 300 "),
+                ("x-codex-primary-window-minutes", "60"),
+            ]),
+            0,
+        )
+        .expect("snapshot");
+        assert_eq!(snapshot.primary.used_percent, None);
+        assert_eq!(snapshot.primary.window_minutes, Some(300));
     }
 
     #[test]
