@@ -64,11 +64,12 @@ impl Conn {
         self.request.clear();
         write!(
             self.request,
-            "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+            "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n{}\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             target.via.path(),
             target.addr,
             target.via.bearer(),
+            target.via.extra_headers(),
             body.len()
         )?;
         self.request.extend_from_slice(body);

@@ -4,13 +4,21 @@
 //! - [`Via::Direct`]: straight to the fast fake (its SSE as is), the baseline.
 //! - [`Via::Nginx`]: the same request through nginx as a plain reverse proxy (`nginx.rs`),
 //!   the reference for what a relay that does nothing but relay costs.
+//!
+//! The fake sees the same request on every path: the two raw paths send the body the proxy
+//! sends upstream for the `/v1/responses` request (made by the proxy's own `normalise`) and
+//! the Codex headers it adds ([`CODEX_HEADERS`]). The fake parses the body and echoes parts of
+//! it in three events, so a smaller request on the raw paths made the fake (which shares the
+//! machine's two cores) cheaper there, and that difference counted against the proxy's ratios.
 //! - [`Via::Proxy`]: the proxy's `/v1/responses`, the same events relayed.
 //! - [`Via::Chat`]: the proxy's `/v1/chat/completions`, the events translated into chat chunks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use serde_json::json;
+use codex_sub_proxy::config::VARIABLES;
+use codex_sub_proxy::responses_request::{NormaliseOptions, normalise};
+use serde_json::{Value, json};
 
 use crate::fast_fake::{ACCESS_TOKEN, RESPONSES_PATH, Scenario};
 use crate::proxy_process::PROXY_KEY;
@@ -52,6 +60,12 @@ impl Via {
             Via::Proxy => "/v1/responses",
             Via::Chat => "/v1/chat/completions",
         }
+    }
+
+    /// Header lines to send besides `Host`, `Authorization`, `Content-Type` and
+    /// `Content-Length`.
+    pub fn extra_headers(self) -> &'static str {
+        if self.is_raw() { CODEX_HEADERS } else { "" }
     }
 
     /// The bearer to send.
@@ -162,15 +176,18 @@ impl Request {
 }
 
 /// A request body for `via` asking the fake for `scenario`: a Responses body with a `bench`
-/// field, or for chat a single user message `bench:{…}` (chat drops unknown fields).
+/// field, or for chat a single user message `bench:{…}` (chat drops unknown fields). The raw
+/// paths send what the proxy makes of the `/v1/responses` body (see the module notes).
 pub fn request_body(via: Via, scenario: Scenario, stream: bool) -> Vec<u8> {
+    let responses = json!({
+        "model": "gpt-5.5",
+        "input": "Benchmark: stream some text.",
+        "stream": stream,
+        "bench": scenario.to_json(),
+    });
     match via {
-        Via::Direct | Via::Nginx | Via::Proxy => json!({
-            "model": "gpt-5.5",
-            "input": "Benchmark: stream some text.",
-            "stream": stream,
-            "bench": scenario.to_json(),
-        }),
+        Via::Direct | Via::Nginx => upstream_body(responses),
+        Via::Proxy => responses,
         Via::Chat => json!({
             "model": "gpt-5.5",
             "messages": [{"role": "user", "content": scenario.to_message()}],
@@ -180,6 +197,38 @@ pub fn request_body(via: Via, scenario: Scenario, stream: bool) -> Vec<u8> {
     .to_string()
     .into_bytes()
 }
+
+/// The body the proxy sends upstream for `body`, with its default configuration.
+#[expect(
+    clippy::panic,
+    reason = "the body is a constant the proxy accepts; a refusal is a broken benchmark"
+)]
+fn upstream_body(body: Value) -> Value {
+    let Value::Object(body) = body else {
+        panic!("a benchmark body is an object");
+    };
+    let default_instructions = VARIABLES
+        .iter()
+        .find(|variable| variable.name == "DEFAULT_INSTRUCTIONS")
+        .map_or("", |variable| variable.default);
+    let options = NormaliseOptions {
+        default_instructions,
+    };
+    normalise(body, &options)
+        .unwrap_or_else(|error| panic!("the benchmark body is refused: {error:?}"))
+        .body
+}
+
+/// The headers the proxy adds to an upstream call, with values of the same lengths, sent by
+/// the raw paths so that the fake reads as many header lines on every path. (`Authorization`
+/// and `Content-Type`, which every path sends, are left out.)
+pub const CODEX_HEADERS: &str = "Accept: text/event-stream\r\n\
+     originator: codex_cli_rs\r\n\
+     user-agent: codex_cli_rs/0.99.0 (linux; x86_64) codex-sub-proxy/0.1.0\r\n\
+     version: 0.99.0\r\n\
+     openai-beta: responses=experimental\r\n\
+     chatgpt-account-id: 00000000-0000-4000-8000-000000000000\r\n\
+     session_id: 00000000-0000-4000-8000-000000000000\r\n";
 
 /// The first position of `needle` in `haystack`.
 ///
