@@ -15,7 +15,7 @@ mod harness;
 mod secrets;
 
 use std::io::{BufReader, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fake_codex::{DEFAULT_ACCESS_TOKEN, FakeCodex, Script};
 use fake_oauth::FakeOAuth;
@@ -453,6 +453,42 @@ fn a_client_that_disconnects_ends_the_upstream_call() {
     assert_eq!(
         post_json(&url(&proxy), &json!({"model": "gpt-5.5", "input": "hi"})).status,
         200
+    );
+}
+
+#[test]
+fn each_event_reaches_the_client_while_the_upstream_pauses() {
+    let fake = FakeCodex::start();
+    fake.push_script(Script::Slow {
+        text: "one two three".into(),
+        deltas: 3,
+        delay_ms: 400,
+    });
+    let proxy = start(&fake, &[]);
+    let body = json!({"model": "gpt-5.5", "input": "hi", "stream": true});
+    let stream = raw_request(
+        &proxy.addr(),
+        "POST",
+        "/v1/responses",
+        body.to_string().as_bytes(),
+    );
+    let mut reader = BufReader::new(stream);
+    let (status, _) = read_head(&mut reader);
+    assert_eq!(status, 200);
+    let mut first_delta = None;
+    while let Some(chunk) = read_chunk(&mut reader) {
+        let is_delta = String::from_utf8_lossy(&chunk).contains("response.output_text.delta");
+        if is_delta && first_delta.is_none() {
+            first_delta = Some(Instant::now());
+        }
+    }
+    let first_delta = first_delta.expect("a delta arrived");
+    // Two pauses of 400 ms follow the first delta upstream: a proxy that held its frames
+    // until more came (or until the end) would deliver it with the rest.
+    let rest = first_delta.elapsed();
+    assert!(
+        rest >= Duration::from_millis(500),
+        "the first delta arrived only {rest:?} before the end"
     );
 }
 
