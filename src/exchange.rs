@@ -272,7 +272,8 @@ impl EventStream {
         if self.chunked {
             // One write per chunk, its size line built in a buffer kept across frames.
             self.chunk.clear();
-            write!(self.chunk, "{:x}\r\n", frame.len())?;
+            push_hex(&mut self.chunk, frame.len());
+            self.chunk.extend_from_slice(b"\r\n");
             self.chunk.extend_from_slice(frame);
             self.chunk.extend_from_slice(b"\r\n");
             self.writer.write_all(&self.chunk)?;
@@ -306,6 +307,24 @@ impl EventStream {
     }
 }
 
+/// Appends `number` in lowercase hexadecimal, as a chunk size line needs it (`format!`'s
+/// machinery cost more than the rest of framing a chunk).
+fn push_hex(out: &mut Vec<u8>, number: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 2 * size_of::<usize>()];
+    let mut start = digits.len();
+    let mut rest = number;
+    loop {
+        start -= 1;
+        digits[start] = DIGITS[rest & 0xf];
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
 /// Calls `f` with the current HTTP date, formatted at most once a second per thread.
 fn with_date<T>(f: impl FnOnce(&str) -> T) -> T {
     thread_local! {
@@ -321,4 +340,31 @@ fn with_date<T>(f: impl FnOnce(&str) -> T) -> T {
         }
         f(&cached.1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes_are_lowercase_hex_as_format_writes_them() {
+        for number in [
+            0,
+            1,
+            9,
+            10,
+            15,
+            16,
+            255,
+            256,
+            4095,
+            65_536,
+            0xdead_beef,
+            usize::MAX,
+        ] {
+            let mut out = b"x".to_vec();
+            push_hex(&mut out, number);
+            assert_eq!(out, format!("x{number:x}").into_bytes());
+        }
+    }
 }

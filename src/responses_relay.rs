@@ -20,7 +20,7 @@ use crate::response_text::{
     EventFields, as_u64, is_object, top_level_fields, with_output, with_output_in_text,
     with_response,
 };
-use crate::sse::{SseEvent, encode_frame};
+use crate::sse::{SseEvent, encode_frame, encode_frame_into};
 
 /// How a stream ended, once it has.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,18 +70,28 @@ impl ResponsesTranscript {
     /// Records one upstream event and returns the client frame to relay for it, or `None`
     /// for frames that are not JSON objects (skipped, as the Codex CLI skips them).
     pub fn relay(&mut self, event: &SseEvent) -> Option<Vec<u8>> {
+        let mut frame = Vec::new();
+        self.relay_into(event, &mut frame).then_some(frame)
+    }
+
+    /// [`ResponsesTranscript::relay`], the frame appended to `out` (the relay's buffer,
+    /// reused across events); false when there is none.
+    pub fn relay_into(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> bool {
         if is_passthrough(event) {
-            return self
-                .observe_delta(event)
-                .then(|| encode_frame(event.event.as_deref(), &event.data));
+            if !self.observe_delta(event) {
+                return false;
+            }
+            encode_frame_into(out, event.event.as_deref(), &event.data);
+            return true;
         }
         let Some(observed) = self.observe(&event.data, true) else {
             self.skipped_frames += 1;
-            return None;
+            return false;
         };
         let name = observed.kind.as_deref().or(event.event.as_deref());
         let data = observed.rewritten.as_deref().unwrap_or(&event.data);
-        Some(encode_frame(name, data))
+        encode_frame_into(out, name, data);
+        true
     }
 
     /// Records one upstream event without producing a frame (non-streaming callers). The

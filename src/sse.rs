@@ -376,6 +376,12 @@ fn read_line_into(
 /// Encodes one SSE frame for a client: `event:` when given, then the data lines, then a blank line.
 pub fn encode_frame(event: Option<&str>, data: &str) -> Vec<u8> {
     let mut frame = Vec::with_capacity(data.len() + 32);
+    encode_frame_into(&mut frame, event, data);
+    frame
+}
+
+/// [`encode_frame`], appended to `frame` (a buffer the caller reuses across events).
+pub fn encode_frame_into(frame: &mut Vec<u8>, event: Option<&str>, data: &str) {
     // A name with a line break would end the field early and let the rest inject fields or
     // whole frames; such a name is left out (the JSON `type` still says what the event is).
     let event = event.filter(|name| !name.contains(['\r', '\n']));
@@ -389,7 +395,7 @@ pub fn encode_frame(event: Option<&str>, data: &str) -> Vec<u8> {
         frame.extend_from_slice(b"data: ");
         frame.extend_from_slice(data.as_bytes());
         frame.extend_from_slice(b"\n\n");
-        return frame;
+        return;
     }
     // Every line break SSE knows (CRLF, LF, CR) starts a new `data:` line; the client joins
     // them with LF.
@@ -399,7 +405,6 @@ pub fn encode_frame(event: Option<&str>, data: &str) -> Vec<u8> {
         frame.push(b'\n');
     }
     frame.push(b'\n');
-    frame
 }
 
 #[cfg(test)]

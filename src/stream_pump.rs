@@ -26,6 +26,14 @@ const DRAIN_EVENTS: usize = 8;
 pub trait StreamTranslator {
     /// The frames for one upstream event, or `None` when it means nothing to the client.
     fn on_event(&mut self, event: &SseEvent) -> Option<Vec<u8>>;
+    /// The frames for one upstream event appended to `out`, a buffer the relay keeps across
+    /// events (nothing when the event means nothing to the client); by default through
+    /// [`StreamTranslator::on_event`].
+    fn append_frames(&mut self, event: &SseEvent, out: &mut Vec<u8>) {
+        if let Some(frames) = self.on_event(event) {
+            out.extend_from_slice(&frames);
+        }
+    }
     /// Whether a terminal event (an answer or a failure) has been translated.
     fn is_finished(&self) -> bool;
     /// The in-band error for a failure the proxy detected; the stream ends after it.
@@ -39,6 +47,11 @@ pub trait StreamTranslator {
 impl StreamTranslator for ResponsesTranscript {
     fn on_event(&mut self, event: &SseEvent) -> Option<Vec<u8>> {
         self.relay(event)
+    }
+
+    /// Without a frame of its own per event: the relay's buffer takes it.
+    fn append_frames(&mut self, event: &SseEvent, out: &mut Vec<u8>) {
+        self.relay_into(event, out);
     }
 
     fn is_finished(&self) -> bool {
@@ -93,6 +106,8 @@ pub fn relay(
         Ok(stream) => stream,
         Err(_) => return,
     };
+    // Each event's frames, in one buffer kept for the whole stream.
+    let mut frame = Vec::new();
     loop {
         let next = match upstream.events.next_buffered_event() {
             Some(next) => next,
@@ -106,19 +121,26 @@ pub fn relay(
                 upstream.events.next_event()
             }
         };
-        let (frame, last) = match next {
+        frame.clear();
+        let last = match next {
             Ok(Some(event)) => {
-                let frame = translator.on_event(&event);
+                translator.append_frames(&event, &mut frame);
                 upstream.events.recycle(event);
-                match frame {
-                    Some(frame) => (frame, translator.is_finished()),
-                    None if translator.is_finished() => break,
-                    None => continue,
+                match (frame.is_empty(), translator.is_finished()) {
+                    (false, finished) => finished,
+                    (true, true) => break,
+                    (true, false) => continue,
                 }
             }
             Ok(None) if translator.is_finished() => break,
-            Ok(None) => in_band_error(exchange, translator, &eof_before_completion()),
-            Err(error) => in_band_error(exchange, translator, &stream_error(&error)),
+            Ok(None) => {
+                frame = in_band_error(exchange, translator, &eof_before_completion());
+                true
+            }
+            Err(error) => {
+                frame = in_band_error(exchange, translator, &stream_error(&error));
+                true
+            }
         };
         if stream.write(&frame).is_err() {
             client_went_away(exchange, &stream);
@@ -153,9 +175,9 @@ fn in_band_error(
     exchange: &mut Exchange,
     translator: &mut impl StreamTranslator,
     error: &ProxyError,
-) -> (Vec<u8>, bool) {
+) -> Vec<u8> {
     exchange.error_code = error.code();
-    (translator.error_frame(error), true)
+    translator.error_frame(error)
 }
 
 /// Reads the stream to its end and returns the transcript, from which the final Response
