@@ -15,6 +15,7 @@ mod harness;
 mod secrets;
 
 use std::io::{BufReader, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use fake_codex::{DEFAULT_ACCESS_TOKEN, FakeCodex, Script};
@@ -24,6 +25,21 @@ use serde_json::{Value, json};
 
 fn start(fake: &FakeCodex, overrides: &[(&str, &str)]) -> TestProxy {
     TestProxy::start(config(&fake.base_url(), overrides))
+}
+
+/// Starts a streamed `/v1/responses` request and reads its 200 head; the chunks follow.
+fn open_stream(proxy: &TestProxy) -> BufReader<TcpStream> {
+    let body = json!({"model": "gpt-5.5", "input": "hi", "stream": true});
+    let stream = raw_request(
+        &proxy.addr(),
+        "POST",
+        "/v1/responses",
+        body.to_string().as_bytes(),
+    );
+    let mut reader = BufReader::new(stream);
+    let (status, _) = read_head(&mut reader);
+    assert_eq!(status, 200);
+    reader
 }
 
 fn url(proxy: &TestProxy) -> String {
@@ -433,16 +449,7 @@ fn a_client_that_disconnects_ends_the_upstream_call() {
         delay_ms: 30,
     });
     let proxy = start(&fake, &[]);
-    let body = json!({"model": "gpt-5.5", "input": "hi", "stream": true});
-    let stream = raw_request(
-        &proxy.addr(),
-        "POST",
-        "/v1/responses",
-        body.to_string().as_bytes(),
-    );
-    let mut reader = BufReader::new(stream);
-    let (status, _) = read_head(&mut reader);
-    assert_eq!(status, 200);
+    let mut reader = open_stream(&proxy);
     assert!(read_chunk(&mut reader).is_some(), "first event arrived");
     drop(reader);
     assert!(
@@ -465,16 +472,7 @@ fn each_event_reaches_the_client_while_the_upstream_pauses() {
         delay_ms: 400,
     });
     let proxy = start(&fake, &[]);
-    let body = json!({"model": "gpt-5.5", "input": "hi", "stream": true});
-    let stream = raw_request(
-        &proxy.addr(),
-        "POST",
-        "/v1/responses",
-        body.to_string().as_bytes(),
-    );
-    let mut reader = BufReader::new(stream);
-    let (status, _) = read_head(&mut reader);
-    assert_eq!(status, 200);
+    let mut reader = open_stream(&proxy);
     let mut first_delta = None;
     while let Some(chunk) = read_chunk(&mut reader) {
         let is_delta = String::from_utf8_lossy(&chunk).contains("response.output_text.delta");

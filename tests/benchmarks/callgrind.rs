@@ -25,7 +25,7 @@ use crate::via::{Request, Via};
 use crate::{Bench, BenchResult, SHORT_SCENARIO};
 
 /// Worker threads of the proxy under callgrind (it runs one thread at a time anyway).
-pub const WORKERS: usize = 8;
+const WORKERS: usize = 8;
 
 /// Requests per short kind, and streams of [`LONG_SCENARIO`].
 const REQUESTS: u64 = 200;
@@ -39,9 +39,9 @@ const LONG_SCENARIO: Scenario = Scenario {
 };
 
 /// Bounds: start-up under valgrind, each run's requests, and the shutdown.
-pub const START_LIMIT: Duration = Duration::from_secs(60);
+const START_LIMIT: Duration = Duration::from_secs(60);
 const RUN_LIMIT: Duration = Duration::from_secs(120);
-pub const STOP_LIMIT: Duration = Duration::from_secs(60);
+const STOP_LIMIT: Duration = Duration::from_secs(60);
 
 /// What a run sends: the path, whether it streams, and the scenario.
 pub type Kind = (Via, bool, Scenario);
@@ -77,8 +77,30 @@ pub const RUNS: [(&str, Option<Kind>, u64); 6] = [
     ),
 ];
 
+/// Runs one of [`RUNS`] against a fresh proxy started under `wrapper`, then stops it with
+/// SIGTERM so the wrapper writes its output; answers (ok, failed).
+pub fn run_wrapped(
+    bench: &Bench,
+    wrapper: &[String],
+    kind: Option<Kind>,
+    requests: u64,
+) -> BenchResult<(u64, u64)> {
+    let proxy = ProxyProcess::start_wrapped(
+        &bench.fake.base_url(),
+        WORKERS,
+        &bench.scratch,
+        wrapper,
+        START_LIMIT,
+    )?;
+    let answered = drive(&proxy, kind, requests);
+    if !proxy.terminate(STOP_LIMIT)? {
+        return Err("the proxy did not exit after SIGTERM".into());
+    }
+    Ok(answered)
+}
+
 /// Sends one run's requests one after another; answers (ok, failed).
-pub fn drive(proxy: &ProxyProcess, kind: Option<Kind>, requests: u64) -> (u64, u64) {
+fn drive(proxy: &ProxyProcess, kind: Option<Kind>, requests: u64) -> (u64, u64) {
     match kind {
         None => (0, 0),
         Some((via, stream, scenario)) => {
@@ -123,17 +145,8 @@ pub fn run(bench: &mut Bench, out_dir: &Path) -> BenchResult<()> {
             "--quiet".into(),
             format!("--callgrind-out-file={}", out_file.display()),
         ];
-        let proxy = ProxyProcess::start_wrapped(
-            &bench.fake.base_url(),
-            WORKERS,
-            &bench.scratch,
-            &wrapper,
-            START_LIMIT,
-        )?;
-        let (ok, failed) = drive(&proxy, kind, requests);
-        if !proxy.terminate(STOP_LIMIT)? {
-            return Err(format!("callgrind {label}: the proxy did not exit after SIGTERM").into());
-        }
+        let (ok, failed) = run_wrapped(bench, &wrapper, kind, requests)
+            .map_err(|error| format!("callgrind {label}: {error}"))?;
         let total = total_instructions(&out_file)?;
         if kind.is_none() {
             baseline = total;

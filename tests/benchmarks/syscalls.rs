@@ -11,8 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::callgrind::{RUNS, START_LIMIT, STOP_LIMIT, WORKERS, drive, find_tool};
-use crate::proxy_process::ProxyProcess;
+use crate::callgrind::{RUNS, find_tool, run_wrapped};
 use crate::stats::Table;
 use crate::{Bench, BenchResult};
 
@@ -41,17 +40,8 @@ pub fn run(bench: &mut Bench, out_dir: &Path) -> BenchResult<()> {
             "-o".into(),
             out_file.display().to_string(),
         ];
-        let proxy = ProxyProcess::start_wrapped(
-            &bench.fake.base_url(),
-            WORKERS,
-            &bench.scratch,
-            &wrapper,
-            START_LIMIT,
-        )?;
-        let (ok, failed) = drive(&proxy, kind, requests);
-        if !proxy.terminate(STOP_LIMIT)? {
-            return Err(format!("syscalls {label}: the proxy did not exit after SIGTERM").into());
-        }
+        let (ok, failed) = run_wrapped(bench, &wrapper, kind, requests)
+            .map_err(|error| format!("syscalls {label}: {error}"))?;
         if failed > 0 {
             return Err(format!("syscalls {label}: {failed} of {requests} requests failed").into());
         }
