@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::chat_request::CallStyle;
+use crate::json_body::member;
 
 /// What every chat answer of one request carries: id, creation time, model.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,9 +108,7 @@ pub fn completion(response: &Value, meta: &CompletionMeta, style: CallStyle) -> 
     }
 
     let status = response.get("status").and_then(Value::as_str);
-    let reason = response
-        .pointer("/incomplete_details/reason")
-        .and_then(Value::as_str);
+    let reason = member(response, &["incomplete_details", "reason"]).and_then(Value::as_str);
     let mut completion = json!({
         "id": meta.id,
         "object": "chat.completion",
@@ -243,9 +242,9 @@ pub fn chat_usage(usage: &Value) -> Option<Value> {
     if !usage.is_object() {
         return None;
     }
-    let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
-    let prompt = count("/input_tokens");
-    let completion = count("/output_tokens");
+    let count = |keys: &[&str]| member(usage, keys).and_then(Value::as_u64).unwrap_or(0);
+    let prompt = count(&["input_tokens"]);
+    let completion = count(&["output_tokens"]);
     let total = usage
         .get("total_tokens")
         .and_then(Value::as_u64)
@@ -254,9 +253,9 @@ pub fn chat_usage(usage: &Value) -> Option<Value> {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": total,
-        "prompt_tokens_details": {"cached_tokens": count("/input_tokens_details/cached_tokens")},
+        "prompt_tokens_details": {"cached_tokens": count(&["input_tokens_details", "cached_tokens"])},
         "completion_tokens_details": {
-            "reasoning_tokens": count("/output_tokens_details/reasoning_tokens"),
+            "reasoning_tokens": count(&["output_tokens_details", "reasoning_tokens"]),
         },
     }))
 }

@@ -18,7 +18,7 @@ use crate::chat_response::{
     CompletionMeta, SEPARATOR, chat_usage, finish_reason, message_text, reasoning_text,
 };
 use crate::error::ProxyError;
-use crate::json_body::to_text;
+use crate::json_body::{member, to_text};
 use crate::sse::{SseEvent, encode_frame};
 use crate::stream_pump::StreamTranslator;
 
@@ -113,7 +113,7 @@ impl ChatStreamTranslator {
     /// tool call, so SDKs that accumulate deltas end with `content: null` for a call-only
     /// answer, as the non-streamed answer has. `None`: not known yet (or a failure).
     fn opening_content(&self, kind: &str, event: &Value) -> Option<Value> {
-        let item_type = event.pointer("/item/type").and_then(Value::as_str);
+        let item_type = member(event, &["item", "type"]).and_then(Value::as_str);
         match kind {
             "response.output_text.delta" => Some(json!("")),
             "response.output_item.done" if item_type == Some("message") => Some(json!("")),
@@ -179,7 +179,7 @@ impl ChatStreamTranslator {
                 frames.extend(self.finish(response, status));
             }
             "response.failed" => {
-                let error = event.pointer("/response/error");
+                let error = member(event, &["response", "error"]);
                 let field = |key: &str| error.and_then(|e| e.get(key)).and_then(Value::as_str);
                 let failure = ProxyError::ResponseFailed {
                     code: field("code").unwrap_or("response_failed").to_string(),
@@ -344,9 +344,7 @@ impl ChatStreamTranslator {
         }
         let reason = finish_reason(
             status,
-            response
-                .pointer("/incomplete_details/reason")
-                .and_then(Value::as_str),
+            member(response, &["incomplete_details", "reason"]).and_then(Value::as_str),
             !self.calls.is_empty(),
             self.style,
         );
@@ -416,7 +414,7 @@ fn item_key(event: &Value) -> String {
     }
     event
         .get("item_id")
-        .or_else(|| event.pointer("/item/id"))
+        .or_else(|| member(event, &["item", "id"]))
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string()

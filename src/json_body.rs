@@ -5,6 +5,14 @@ use serde_json::{Map, Value};
 
 use crate::error::ProxyError;
 
+/// The value at `keys`, object member by object member (`value["a"]["b"]` without the
+/// `Null` for a missing step). `Value::pointer` does the same for a `/a/b` path, but it
+/// unescapes every step into two new strings first: four allocations for a two-step path,
+/// taken on every streamed chat event.
+pub fn member<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().try_fold(value, |value, key| value.get(key))
+}
+
 /// Parses `body` as a JSON object.
 pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ProxyError> {
     if body.is_empty() {
@@ -67,6 +75,27 @@ fn category(error: &serde_json::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_finds_what_pointer_finds() {
+        let value = serde_json::json!({
+            "item": {"type": "message", "id": "msg_1", "list": [1]},
+            "a~b": {"c/d": 1},
+            "n": null,
+        });
+        for (keys, pointer) in [
+            (&["item", "type"][..], "/item/type"),
+            (&["item", "id"], "/item/id"),
+            (&["item", "missing"], "/item/missing"),
+            (&["item", "type", "deeper"], "/item/type/deeper"),
+            (&["item", "list", "x"], "/item/list/x"),
+            (&["n", "x"], "/n/x"),
+            (&["a~b", "c/d"], "/a~0b/c~1d"),
+            (&[], ""),
+        ] {
+            assert_eq!(member(&value, keys), value.pointer(pointer), "{pointer}");
+        }
+    }
 
     #[test]
     fn names_each_problem() {

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use serde_json::{Value, json};
 
 use crate::error::ProxyError;
-use crate::json_body::to_text;
+use crate::json_body::{member, to_text};
 use crate::response_text::{
     EventFields, as_u64, is_object, top_level_fields, with_output, with_output_in_text,
     with_response,
@@ -314,7 +314,7 @@ fn failure(kind: &str, data: &str) -> Ending {
         )
     } else {
         (
-            value.pointer("/response/error"),
+            member(&value, &["response", "error"]),
             "response_failed",
             "The upstream response failed.",
         )
