@@ -360,12 +360,27 @@ pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
     }
     bench.report.table(&table);
     let last = CONCURRENCY_ROWS[CONCURRENCY_ROWS.len() - 1].0;
-    for via in [Via::Proxy, Via::Chat] {
+    let growth = |via: Via| {
         let cost = |costs: &[(Via, f64)]| costs.iter().find(|(v, _)| *v == via).map(|(_, c)| *c);
-        let ratio = cost(&last_cost)
+        cost(&last_cost)
             .zip(cost(&first_cost))
             .filter(|(_, first)| *first > 0.0)
-            .map(|(last, first)| last / first);
+            .map(|(last, first)| last / first)
+    };
+    // The machine's own growth, for reading the verdicts below: nginx serves many streams
+    // from one event loop, so what it gains or loses at `last` streams is not the proxy's.
+    if let Some(nginx) = growth(Via::Nginx) {
+        let relative =
+            |via: Via| growth(via).map_or_else(|| "n/a".into(), |g| format!("{:.2}×", g / nginx));
+        bench.report.text(&format!(
+            "Relay CPU per event at {last} streams over at 1: nginx {nginx:.2}; the proxy's growth \
+             is {} nginx's, chat's {} (for reading only; the target below is absolute).\n",
+            relative(Via::Proxy),
+            relative(Via::Chat)
+        ));
+    }
+    for via in [Via::Proxy, Via::Chat] {
+        let ratio = growth(via);
         bench.report.target(
             "6 concurrency",
             &format!(
