@@ -78,6 +78,8 @@ impl SseParser {
     /// as `skip` says are counted against the size limit but neither checked nor kept: such
     /// an event is dispatched with its name and empty data. For a caller that ignores those
     /// events anyway (aggregation ignores deltas), it spares a copy and a UTF-8 check per line.
+    /// (An event that names itself twice, the last name winning as SSE says, loses the data
+    /// read under a skipped first name; no backend frame looks like that.)
     pub fn skip_data_of(&mut self, skip: fn(&str) -> bool) {
         self.skip_data = Some(skip);
     }
