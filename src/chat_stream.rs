@@ -1,5 +1,5 @@
 //! [`ChatStreamTranslator`]: upstream Responses events in, `chat.completion.chunk` frames out.
-//! Pure: a state machine over `serde_json::Value`, tested without sockets.
+//! Pure: a state machine over the events' fields ([`ChatEvent`]), tested without sockets.
 //!
 //! Chat frames have no `event:` line, only `data: {json}`. The first chunk says
 //! `{"role":"assistant","content":""}` (`null` when the answer opens with reasoning or a call); text, reasoning summaries and tool-call arguments follow
@@ -11,8 +11,10 @@
 //! whatever part of a finished item's text or arguments the deltas did not carry is sent then,
 //! so what an SDK accumulates equals the finished item.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::chat_events::ChatEvent;
 use crate::chat_request::CallStyle;
 use crate::chat_response::{
     CompletionMeta, SEPARATOR, chat_usage, finish_reason, message_text, reasoning_text,
@@ -41,8 +43,8 @@ struct AnnouncedCall {
     arguments: String,
 }
 
-/// The event types [`ChatStreamTranslator::on_value`] reads (also to open the stream); any
-/// other named event is dropped unparsed.
+/// The event types [`ChatStreamTranslator`] reads (also to open the stream); any other named
+/// event is dropped unparsed.
 const TRANSLATED: [&str; 10] = [
     "response.output_text.delta",
     "response.refusal.delta",
@@ -91,6 +93,63 @@ impl ChunkTemplate {
     }
 }
 
+/// The delta of the chunk that opens the stream.
+#[derive(Serialize)]
+struct RoleDelta {
+    role: &'static str,
+    content: Option<&'static str>,
+}
+
+/// A delta of one text field: `content`, `reasoning_content` or `refusal`.
+struct TextDelta<'a> {
+    field: &'static str,
+    text: &'a str,
+}
+
+impl Serialize for TextDelta<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.field, self.text)?;
+        map.end()
+    }
+}
+
+/// `{"tool_calls": [one call]}`.
+#[derive(Serialize)]
+struct ToolCallsDelta<'a> {
+    tool_calls: [ToolCallDelta<'a>; 1],
+}
+
+/// A tool call's first chunk (with id, type and name) or a later one (arguments only).
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+/// A function's name (first chunk only) and a piece of its arguments.
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
+}
+
+/// The deprecated `functions` API's delta: `{"function_call": …}`.
+#[derive(Serialize)]
+struct FunctionCallDelta<'a> {
+    function_call: FunctionDelta<'a>,
+}
+
+/// The empty delta of the finish chunk.
+#[derive(Serialize)]
+struct EmptyDelta {}
+
 impl ChatStreamTranslator {
     /// A translator whose chunks carry `meta`.
     pub fn new(meta: CompletionMeta, include_usage: bool, style: CallStyle) -> Self {
@@ -112,74 +171,72 @@ impl ChatStreamTranslator {
     /// answer starts with: `""` before text (as OpenAI sends), `null` before reasoning or a
     /// tool call, so SDKs that accumulate deltas end with `content: null` for a call-only
     /// answer, as the non-streamed answer has. `None`: not known yet (or a failure).
-    fn opening_content(&self, kind: &str, event: &Value) -> Option<Value> {
-        let item_type = member(event, &["item", "type"]).and_then(Value::as_str);
-        match kind {
-            "response.output_text.delta" => Some(json!("")),
-            "response.output_item.done" if item_type == Some("message") => Some(json!("")),
+    fn opening_content(&self, event: &ChatEvent<'_>) -> Option<Option<&'static str>> {
+        let item_type = event.item.get("type").and_then(Value::as_str);
+        match event.kind.as_ref() {
+            "response.output_text.delta" => Some(Some("")),
+            "response.output_item.done" if item_type == Some("message") => Some(Some("")),
             "response.refusal.delta"
             | "response.reasoning_summary_text.delta"
-            | "response.output_item.done" => Some(Value::Null),
-            "response.output_item.added" if item_type == Some("function_call") => Some(Value::Null),
-            "response.completed" | "response.incomplete" if self.calls.is_empty() => {
-                Some(json!(""))
-            }
-            "response.completed" | "response.incomplete" => Some(Value::Null),
+            | "response.output_item.done" => Some(None),
+            "response.output_item.added" if item_type == Some("function_call") => Some(None),
+            "response.completed" | "response.incomplete" if self.calls.is_empty() => Some(Some("")),
+            "response.completed" | "response.incomplete" => Some(None),
             _ => None,
         }
     }
 
-    /// Frames for one upstream event object; `None` when it means nothing to a chat client.
-    pub fn on_value(&mut self, event: &Value) -> Option<Vec<u8>> {
+    /// Appends the frames for one upstream event to `out` (nothing when it means nothing to
+    /// a chat client).
+    fn translate(&mut self, event: &ChatEvent<'_>, out: &mut Vec<u8>) {
         if self.finished {
-            return None;
+            return;
         }
-        let mut frames = Vec::new();
-        let text = |key: &str| event.get(key).and_then(Value::as_str).unwrap_or("");
         if !self.started
-            && let Some(content) = self.opening_content(text("type"), event)
+            && let Some(content) = self.opening_content(event)
         {
             self.started = true;
-            frames.extend(self.chunk(json!({"role": "assistant", "content": content}), None));
+            let role = RoleDelta {
+                role: "assistant",
+                content,
+            };
+            self.chunk(out, &role, None);
         }
-        match text("type") {
+        match event.kind.as_ref() {
             "response.output_text.delta" => {
-                let delta = append(&mut self.texts, &item_key(event), None, text("delta"));
-                self.push_delta(&mut frames, "content", delta);
+                let key = event.item_key();
+                let delta = append(&mut self.texts, &key, None, &event.delta);
+                self.push_delta(out, "content", &delta);
             }
-            "response.refusal.delta" if !text("delta").is_empty() => {
-                frames.extend(self.chunk(json!({"refusal": text("delta")}), None));
+            "response.refusal.delta" if !event.delta.is_empty() => {
+                self.push_delta(out, "refusal", &event.delta);
             }
             "response.reasoning_summary_text.delta" => {
-                let part = event.get("summary_index").and_then(Value::as_u64);
-                let delta = append(&mut self.reasonings, &item_key(event), part, text("delta"));
-                self.push_delta(&mut frames, "reasoning_content", delta);
+                let key = event.item_key();
+                let part = event.summary_index;
+                let delta = append(&mut self.reasonings, &key, part, &event.delta);
+                self.push_delta(out, "reasoning_content", &delta);
             }
-            "response.output_item.added" => {
-                if let Some(item) = event.get("item")
-                    && item.get("type").and_then(Value::as_str) == Some("function_call")
-                {
-                    frames.extend(self.announce(&item_key(event), item, ""));
-                }
+            "response.output_item.added"
+                if event.item.get("type").and_then(Value::as_str) == Some("function_call") =>
+            {
+                self.announce(out, &event.item_key(), &event.item, "");
             }
             "response.function_call_arguments.delta" => {
-                frames.extend(self.arguments_delta(&item_key(event), text("delta")));
+                self.arguments_delta(out, &event.item_key(), &event.delta);
             }
-            "response.output_item.done" => {
-                if let Some(item) = event.get("item") {
-                    frames.extend(self.item_done(&item_key(event), item));
-                }
+            "response.output_item.done" if !event.item.is_null() => {
+                self.item_done(out, &event.item_key(), &event.item);
             }
             kind @ ("response.completed" | "response.incomplete") => {
-                let response = event.get("response").unwrap_or(&Value::Null);
                 let status = match kind {
                     "response.incomplete" => Some("incomplete"),
-                    _ => response.get("status").and_then(Value::as_str),
+                    _ => event.response.get("status").and_then(Value::as_str),
                 };
-                frames.extend(self.finish(response, status));
+                self.finish(out, &event.response, status);
             }
             "response.failed" => {
-                let error = member(event, &["response", "error"]);
+                let error = event.response.get("error");
                 let field = |key: &str| error.and_then(|e| e.get(key)).and_then(Value::as_str);
                 let failure = ProxyError::ResponseFailed {
                     code: field("code").unwrap_or("response_failed").to_string(),
@@ -187,26 +244,36 @@ impl ChatStreamTranslator {
                         .unwrap_or("The upstream response failed.")
                         .to_string(),
                 };
-                frames.extend(self.error_frame(&failure));
+                out.extend(self.error_frame(&failure));
             }
             "error" => {
                 let failure = ProxyError::ResponseFailed {
                     code: event
-                        .get("code")
-                        .and_then(Value::as_str)
+                        .code
+                        .as_deref()
                         .unwrap_or("upstream_error")
                         .to_string(),
                     message: event
-                        .get("message")
-                        .and_then(Value::as_str)
+                        .message
+                        .as_deref()
                         .unwrap_or("The upstream reported an error.")
                         .to_string(),
                 };
-                frames.extend(self.error_frame(&failure));
+                out.extend(self.error_frame(&failure));
             }
             _ => {}
         }
-        (!frames.is_empty()).then_some(frames)
+    }
+
+    /// Frames for one upstream event given as a tree; `None` when it means nothing to a chat
+    /// client.
+    #[cfg(test)]
+    pub fn on_value(&mut self, event: &Value) -> Option<Vec<u8>> {
+        let text = to_text(event);
+        let event = ChatEvent::parse(&text)?;
+        let mut out = Vec::new();
+        self.translate(&event, &mut out);
+        (!out.is_empty()).then_some(out)
     }
 
     /// How many upstream frames were skipped as unparseable.
@@ -214,31 +281,34 @@ impl ChatStreamTranslator {
         self.skipped_frames
     }
 
-    /// One `chat.completion.chunk` frame with a single choice. Written around the delta
-    /// from text made once per stream (`ChunkTemplate`), not built as a tree per chunk.
-    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Vec<u8> {
-        let mut json = String::with_capacity(self.template.head.len() + 96);
-        json.push_str(&self.template.head);
-        json.push_str(&to_text(&delta));
-        json.push_str(",\"logprobs\":null,\"finish_reason\":");
+    /// Appends one `chat.completion.chunk` frame with a single choice. Written around the
+    /// delta from text made once per stream (`ChunkTemplate`), not built as a tree. Compact
+    /// JSON has no line break, so the frame is one `data:` line.
+    fn chunk<T: Serialize>(&self, out: &mut Vec<u8>, delta: &T, finish_reason: Option<&str>) {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(self.template.head.as_bytes());
+        // Serialising these shapes cannot fail: their keys are strings, written to memory.
+        let _ = serde_json::to_writer(&mut *out, delta);
+        out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
         match finish_reason {
-            Some(reason) => json.push_str(&to_text(&Value::String(reason.to_string()))),
-            None => json.push_str("null"),
+            Some(reason) => {
+                let _ = serde_json::to_writer(&mut *out, reason);
+            }
+            None => out.extend_from_slice(b"null"),
         }
-        json.push_str("}]}");
-        encode_frame(None, &json)
+        out.extend_from_slice(b"}]}\n\n");
     }
 
-    fn push_delta(&self, frames: &mut Vec<u8>, field: &str, delta: String) {
-        if !delta.is_empty() {
-            frames.extend(self.chunk(json!({ field: delta }), None));
+    fn push_delta(&self, out: &mut Vec<u8>, field: &'static str, text: &str) {
+        if !text.is_empty() {
+            self.chunk(out, &TextDelta { field, text }, None);
         }
     }
 
     /// The first chunk of a function call: index, id, name and (usually empty) arguments.
-    fn announce(&mut self, key: &str, item: &Value, arguments: &str) -> Vec<u8> {
+    fn announce(&mut self, out: &mut Vec<u8>, key: &str, item: &Value, arguments: &str) {
         if self.calls.iter().any(|call| call.key == key) {
-            return Vec::new();
+            return;
         }
         let index = self.calls.len();
         self.calls.push(AnnouncedCall {
@@ -247,74 +317,90 @@ impl ChatStreamTranslator {
             arguments: arguments.to_string(),
         });
         let field = |name: &str| item.get(name).and_then(Value::as_str).unwrap_or("");
+        let function = FunctionDelta {
+            name: Some(field("name")),
+            arguments,
+        };
         match self.style {
-            CallStyle::Tools => self.chunk(
-                json!({"tool_calls": [{
-                    "index": index,
-                    "id": field("call_id"),
-                    "type": "function",
-                    "function": {"name": field("name"), "arguments": arguments},
-                }]}),
-                None,
-            ),
-            CallStyle::LegacyFunctions if index == 0 => self.chunk(
-                json!({"function_call": {"name": field("name"), "arguments": arguments}}),
-                None,
-            ),
+            CallStyle::Tools => {
+                let call = ToolCallDelta {
+                    index,
+                    id: Some(field("call_id")),
+                    kind: Some("function"),
+                    function,
+                };
+                self.chunk(out, &ToolCallsDelta { tool_calls: [call] }, None);
+            }
+            CallStyle::LegacyFunctions if index == 0 => {
+                let delta = FunctionCallDelta {
+                    function_call: function,
+                };
+                self.chunk(out, &delta, None);
+            }
             // The legacy API has room for one call (parallel calls are switched off upstream).
-            CallStyle::LegacyFunctions => Vec::new(),
+            CallStyle::LegacyFunctions => {}
         }
     }
 
-    fn arguments_delta(&mut self, key: &str, delta: &str) -> Vec<u8> {
+    fn arguments_delta(&mut self, out: &mut Vec<u8>, key: &str, delta: &str) {
         let Some(call) = self.calls.iter_mut().find(|call| call.key == key) else {
             // Not announced (no `output_item.added`): the finished item will carry it all.
-            return Vec::new();
+            return;
         };
         if delta.is_empty() {
-            return Vec::new();
+            return;
         }
         call.arguments.push_str(delta);
         let index = call.index;
-        self.arguments_chunk(index, delta)
+        self.arguments_chunk(out, index, delta);
     }
 
-    fn arguments_chunk(&self, index: usize, arguments: &str) -> Vec<u8> {
+    fn arguments_chunk(&self, out: &mut Vec<u8>, index: usize, arguments: &str) {
+        let function = FunctionDelta {
+            name: None,
+            arguments,
+        };
         match self.style {
-            CallStyle::Tools => self.chunk(
-                json!({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}),
-                None,
-            ),
-            CallStyle::LegacyFunctions if index == 0 => {
-                self.chunk(json!({"function_call": {"arguments": arguments}}), None)
+            CallStyle::Tools => {
+                let call = ToolCallDelta {
+                    index,
+                    id: None,
+                    kind: None,
+                    function,
+                };
+                self.chunk(out, &ToolCallsDelta { tool_calls: [call] }, None);
             }
-            CallStyle::LegacyFunctions => Vec::new(),
+            CallStyle::LegacyFunctions if index == 0 => {
+                let delta = FunctionCallDelta {
+                    function_call: function,
+                };
+                self.chunk(out, &delta, None);
+            }
+            CallStyle::LegacyFunctions => {}
         }
     }
 
     /// Sends what the deltas of a finished item did not.
-    fn item_done(&mut self, key: &str, item: &Value) -> Vec<u8> {
-        let mut frames = Vec::new();
+    fn item_done(&mut self, out: &mut Vec<u8>, key: &str, item: &Value) {
         match item.get("type").and_then(Value::as_str) {
             Some("message") => {
                 let rest = complete(&mut self.texts, key, &message_text(item));
-                self.push_delta(&mut frames, "content", rest);
+                self.push_delta(out, "content", &rest);
             }
             Some("reasoning") => {
                 let rest = complete(&mut self.reasonings, key, &reasoning_text(item));
-                self.push_delta(&mut frames, "reasoning_content", rest);
+                self.push_delta(out, "reasoning_content", &rest);
             }
             Some("function_call") => {
                 let arguments = item.get("arguments").and_then(Value::as_str).unwrap_or("");
                 match self.calls.iter_mut().find(|call| call.key == key) {
-                    None => frames.extend(self.announce(key, item, arguments)),
+                    None => self.announce(out, key, item, arguments),
                     Some(call) => match arguments.strip_prefix(call.arguments.as_str()) {
                         Some("") => {}
                         Some(rest) => {
-                            let rest = rest.to_string();
-                            call.arguments.push_str(&rest);
+                            call.arguments.push_str(rest);
                             let index = call.index;
-                            frames.extend(self.arguments_chunk(index, &rest));
+                            self.arguments_chunk(out, index, rest);
                         }
                         None => log::warn!(
                             "function call arguments streamed differ from the finished call's; \
@@ -325,12 +411,10 @@ impl ChatStreamTranslator {
             }
             _ => {}
         }
-        frames
     }
 
     /// The finish chunk (and usage chunk) for `response.completed` or `response.incomplete`.
-    fn finish(&mut self, response: &Value, status: Option<&str>) -> Vec<u8> {
-        let mut frames = Vec::new();
+    fn finish(&mut self, out: &mut Vec<u8>, response: &Value, status: Option<&str>) {
         // A backend that fills `output` on the terminal event (the public API does) may not
         // have streamed every item; sending the rest is a no-op when it did.
         for (position, item) in response
@@ -340,7 +424,7 @@ impl ChatStreamTranslator {
             .flatten()
             .enumerate()
         {
-            frames.extend(self.item_done(&position.to_string(), item));
+            self.item_done(out, &position.to_string(), item);
         }
         let reason = finish_reason(
             status,
@@ -348,7 +432,7 @@ impl ChatStreamTranslator {
             !self.calls.is_empty(),
             self.style,
         );
-        frames.extend(self.chunk(json!({}), Some(reason)));
+        self.chunk(out, &EmptyDelta {}, Some(reason));
         if self.include_usage {
             let usage = response.get("usage").and_then(chat_usage);
             let usage = usage.unwrap_or_else(
@@ -362,31 +446,33 @@ impl ChatStreamTranslator {
                 "choices": [],
                 "usage": usage,
             });
-            frames.extend(encode_frame(None, &to_text(&chunk)));
+            out.extend(encode_frame(None, &to_text(&chunk)));
         }
         self.finished = true;
-        frames
     }
 }
 
 impl StreamTranslator for ChatStreamTranslator {
+    fn on_event(&mut self, event: &SseEvent) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.append_frames(event, &mut out);
+        (!out.is_empty()).then_some(out)
+    }
+
     /// Unparseable frames are skipped, as the Codex CLI skips them. Events whose SSE name
     /// says they mean nothing to a chat client (`response.created` and the other large
     /// echoes, the `*.done` texts) are not even parsed.
-    fn on_event(&mut self, event: &SseEvent) -> Option<Vec<u8>> {
+    fn append_frames(&mut self, event: &SseEvent, out: &mut Vec<u8>) {
         if event
             .event
             .as_deref()
             .is_some_and(|name| !TRANSLATED.contains(&name))
         {
-            return None;
+            return;
         }
-        match serde_json::from_str(&event.data) {
-            Ok(value @ Value::Object(_)) => self.on_value(&value),
-            _ => {
-                self.skipped_frames += 1;
-                None
-            }
+        match ChatEvent::parse(&event.data) {
+            Some(parsed) => self.translate(&parsed, out),
+            None => self.skipped_frames += 1,
         }
     }
 
@@ -404,20 +490,6 @@ impl StreamTranslator for ChatStreamTranslator {
     fn closing_frames(&mut self) -> Vec<u8> {
         encode_frame(None, "[DONE]")
     }
-}
-
-/// The key that ties an event to its output item: `output_index` (every event of an item
-/// carries it), else the item id.
-fn item_key(event: &Value) -> String {
-    if let Some(index) = event.get("output_index").and_then(Value::as_u64) {
-        return index.to_string();
-    }
-    event
-        .get("item_id")
-        .or_else(|| member(event, &["item", "id"]))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string()
 }
 
 /// Records `delta` for item `key` (summary part `part`) and returns what to send: the delta,

@@ -66,6 +66,7 @@
 
 pub mod caller_auth;
 pub mod chat_content;
+pub mod chat_events;
 pub mod chat_handler;
 pub mod chat_messages;
 pub mod chat_request;

@@ -50,10 +50,7 @@ impl<'a> EventFields<'a> {
 
     /// The `type`, when it is a string.
     pub fn kind(&self) -> Option<Cow<'a, str>> {
-        let raw = self.kind?;
-        serde_json::from_str::<Key<'a>>(raw.get())
-            .ok()
-            .map(|key| key.0)
+        as_str(self.kind)
     }
 }
 
@@ -148,6 +145,12 @@ pub fn top_level_fields(object: &str, wanted: &[&str]) -> Option<serde_json::Map
 /// A number that fits `u64`, as `Value::as_u64` reads it.
 pub fn as_u64(raw: Option<&RawValue>) -> Option<u64> {
     raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+}
+
+/// A string, as `Value::as_str` reads it: borrowed from the text when it has no escapes.
+pub fn as_str(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
+    raw.and_then(|raw| serde_json::from_str::<Key<'_>>(raw.get()).ok())
+        .map(|key| key.0)
 }
 
 /// Whether a raw value is a JSON object.

@@ -1,0 +1,254 @@
+//! [`ChatEvent`]: the fields of one upstream event that the chat stream translator reads,
+//! taken from the event's text without building a tree of the whole event. Pure.
+//!
+//! A text delta is most of a stream's events, and the translator reads four of its fields.
+//! Reading them as borrowed text, and the others not at all, costs a fraction of a
+//! `serde_json::Value` tree of the event. Only `item` and the terminal `response` (the fields a
+//! `chat.completion` is made from) become trees, and only when an event carries them.
+//!
+//! What each field means is exactly what a `Value` reader of the same text would see: a field
+//! of the wrong type counts as absent, a key given twice keeps its last value, and text that no
+//! `Value` reader takes (not an object, invalid, nested too deep) is no event at all.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::response_text::{as_str, as_u64, top_level_fields, within_depth};
+
+/// The fields of `response` that the translator reads: the four a `chat.completion` is made
+/// from, and the `error` of `response.failed`.
+const RESPONSE_FIELDS: [&str; 5] = ["status", "incomplete_details", "usage", "output", "error"];
+
+/// One upstream event, as the chat translator reads it.
+#[derive(Debug)]
+pub struct ChatEvent<'a> {
+    /// `type`; empty when it is missing or not a string.
+    pub kind: Cow<'a, str>,
+    /// `delta`; empty when it is missing or not a string.
+    pub delta: Cow<'a, str>,
+    /// `output_index`, when it is a number that fits `u64`.
+    pub output_index: Option<u64>,
+    /// `summary_index`, likewise.
+    pub summary_index: Option<u64>,
+    /// `item_id`, when it is a string.
+    pub item_id: Option<Cow<'a, str>>,
+    /// `item`, as a tree; `Null` when missing.
+    pub item: Value,
+    /// The [`RESPONSE_FIELDS`] of `response` as an object, or `response` itself when it is
+    /// not an object; `Null` when missing.
+    pub response: Value,
+    /// `code` (of an `error` event), when it is a string.
+    pub code: Option<Cow<'a, str>>,
+    /// `message` (of an `error` event), when it is a string.
+    pub message: Option<Cow<'a, str>>,
+}
+
+/// The fields as sent, borrowed from the event's text.
+#[derive(Deserialize)]
+struct RawFields<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    delta: Option<&'a RawValue>,
+    #[serde(borrow)]
+    output_index: Option<&'a RawValue>,
+    #[serde(borrow)]
+    summary_index: Option<&'a RawValue>,
+    #[serde(borrow)]
+    item_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    item: Option<&'a RawValue>,
+    #[serde(borrow)]
+    response: Option<&'a RawValue>,
+    #[serde(borrow)]
+    code: Option<&'a RawValue>,
+    #[serde(borrow)]
+    message: Option<&'a RawValue>,
+}
+
+impl<'a> ChatEvent<'a> {
+    /// Reads an event's `data`; `None` when it is not a JSON object a `Value` reader takes.
+    pub fn parse(data: &'a str) -> Option<Self> {
+        if !data.trim_start().starts_with('{') || !within_depth(data) {
+            return None;
+        }
+        match serde_json::from_str::<RawFields<'_>>(data) {
+            Ok(fields) => fields.read(),
+            // A key given twice, which the struct refuses: the tree keeps the last value, and
+            // its text has each key once. (Or the text is invalid, which the tree finds too.)
+            Err(_) => {
+                let object @ Value::Object(_) = serde_json::from_str::<Value>(data).ok()? else {
+                    return None;
+                };
+                let text = crate::json_body::to_text(&object);
+                let fields = serde_json::from_str::<RawFields<'_>>(&text).ok()?;
+                fields.read().map(ChatEvent::into_owned)
+            }
+        }
+    }
+}
+
+impl<'a> RawFields<'a> {
+    fn read(self) -> Option<ChatEvent<'a>> {
+        let tree = |raw: Option<&RawValue>| -> Option<Value> {
+            raw.map_or(Some(Value::Null), |raw| {
+                serde_json::from_str(raw.get()).ok()
+            })
+        };
+        let response = match self.response {
+            Some(raw) if raw.get().starts_with('{') => {
+                Value::Object(top_level_fields(raw.get(), &RESPONSE_FIELDS)?)
+            }
+            other => tree(other)?,
+        };
+        Some(ChatEvent {
+            kind: as_str(self.kind).unwrap_or_default(),
+            delta: as_str(self.delta).unwrap_or_default(),
+            output_index: as_u64(self.output_index),
+            summary_index: as_u64(self.summary_index),
+            item_id: as_str(self.item_id),
+            item: tree(self.item)?,
+            response,
+            code: as_str(self.code),
+            message: as_str(self.message),
+        })
+    }
+}
+
+impl ChatEvent<'_> {
+    /// The same event, owning its text (read from a text of its own that is dropped).
+    fn into_owned(self) -> ChatEvent<'static> {
+        let own = |text: Cow<'_, str>| Cow::Owned(text.into_owned());
+        ChatEvent {
+            kind: own(self.kind),
+            delta: own(self.delta),
+            output_index: self.output_index,
+            summary_index: self.summary_index,
+            item_id: self.item_id.map(own),
+            item: self.item,
+            response: self.response,
+            code: self.code.map(own),
+            message: self.message.map(own),
+        }
+    }
+
+    /// The key that ties the event to its output item: `output_index` (every event of an item
+    /// carries it), else the item id.
+    pub fn item_key(&self) -> String {
+        if let Some(index) = self.output_index {
+            return index.to_string();
+        }
+        self.item_id
+            .as_deref()
+            .or_else(|| self.item.get("id").and_then(Value::as_str))
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// What a `Value` reader sees of the same text, field by field.
+    fn as_tree(data: &str) -> Option<Value> {
+        match serde_json::from_str::<Value>(data) {
+            Ok(object @ Value::Object(_)) => Some(object),
+            _ => None,
+        }
+    }
+
+    fn assert_same_as_tree(data: &str) {
+        let event = ChatEvent::parse(data);
+        let Some(tree) = as_tree(data) else {
+            assert!(event.is_none(), "a Value reader refuses {data:?}");
+            return;
+        };
+        let event = event.unwrap_or_else(|| panic!("{data:?} is an object"));
+        let text = |key: &str| tree.get(key).and_then(Value::as_str);
+        assert_eq!(event.kind, text("type").unwrap_or(""), "{data}");
+        assert_eq!(event.delta, text("delta").unwrap_or(""), "{data}");
+        assert_eq!(event.item_id.as_deref(), text("item_id"), "{data}");
+        assert_eq!(event.code.as_deref(), text("code"), "{data}");
+        assert_eq!(event.message.as_deref(), text("message"), "{data}");
+        let number = |key: &str| tree.get(key).and_then(Value::as_u64);
+        assert_eq!(event.output_index, number("output_index"), "{data}");
+        assert_eq!(event.summary_index, number("summary_index"), "{data}");
+        assert_eq!(
+            &event.item,
+            tree.get("item").unwrap_or(&Value::Null),
+            "{data}"
+        );
+        let response = tree.get("response").unwrap_or(&Value::Null);
+        match response.as_object() {
+            Some(object) => {
+                for field in RESPONSE_FIELDS {
+                    assert_eq!(event.response.get(field), object.get(field), "{data}");
+                }
+                let kept = event.response.as_object().map_or(0, |o| o.len());
+                assert!(kept <= RESPONSE_FIELDS.len(), "{data}");
+            }
+            None => assert_eq!(&event.response, response, "{data}"),
+        }
+    }
+
+    #[test]
+    fn reads_what_a_value_reader_reads() {
+        let deep = format!(
+            "{{\"type\":\"x\",\"item\":{}{}}}",
+            "[".repeat(130),
+            "]".repeat(130)
+        );
+        for data in [
+            r#"{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hi","sequence_number":3}"#,
+            r#"{"type":"response.output_text.delta","delta":"a \"quoted\" \u00e9\n","output_index":2}"#,
+            r#"{"type":"response.reasoning_summary_text.delta","summary_index":1,"delta":"x","item_id":"rs_1"}"#,
+            r#"{"type":7,"delta":null,"output_index":-1,"summary_index":1.0,"item_id":{"a":1}}"#,
+            r#"{"type":"a","type":"b","delta":"one","delta":"two"}"#,
+            r#"{"type":"response.output_item.done","output_index":1,"item":{"type":"message","id":"m","content":[{"type":"output_text","text":"t"}]}}"#,
+            r#"{"type":"response.output_item.added","item":null}"#,
+            r#"{"type":"response.completed","response":{"id":"r","instructions":"long","tools":[{"type":"function"}],"status":"completed","usage":{"input_tokens":1},"output":[]}}"#,
+            r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"m"}}}"#,
+            r#"{"type":"response.completed","response":[1,2]}"#,
+            r#"{"type":"response.completed","response":"text"}"#,
+            r#"{"type":"error","code":"rate_limit_exceeded","message":"slow down"}"#,
+            r#"{"type":"response.output_text.delta","output_index":18446744073709551616}"#,
+            r#"{"\u0074ype":"escaped.key"}"#,
+            r#"{}"#,
+            r#"[{"type":"x"}]"#,
+            r#""text""#,
+            r#"{"type":"x""#,
+            r#"{"type":"x"} trailing"#,
+            &deep,
+        ] {
+            assert_same_as_tree(data);
+        }
+    }
+
+    #[test]
+    fn item_key_prefers_the_output_index() {
+        let key = |event: Value| {
+            let text = event.to_string();
+            ChatEvent::parse(&text).expect("event").item_key()
+        };
+        assert_eq!(key(json!({"output_index": 3, "item_id": "m"})), "3");
+        assert_eq!(key(json!({"item_id": "m", "item": {"id": "other"}})), "m");
+        assert_eq!(key(json!({"item": {"id": "fc_1"}})), "fc_1");
+        assert_eq!(key(json!({"output_index": "3"})), "");
+    }
+
+    #[test]
+    fn plain_text_is_borrowed_and_escaped_text_is_copied() {
+        let plain = r#"{"type":"response.output_text.delta","delta":"plain"}"#;
+        let event = ChatEvent::parse(plain).expect("event");
+        assert!(matches!(event.delta, Cow::Borrowed(_)));
+        let escaped = r#"{"type":"response.output_text.delta","delta":"line\nbreak"}"#;
+        let event = ChatEvent::parse(escaped).expect("event");
+        assert_eq!(event.delta, "line\nbreak");
+    }
+}
