@@ -5,7 +5,8 @@
 //! summaries (`reasoning_content`) likewise, `finish_reason` comes from the response status and
 //! the presence of calls, and usage is renamed to chat's fields.
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::chat_request::CallStyle;
 use crate::json_body::member;
@@ -39,8 +40,109 @@ impl CompletionMeta {
 /// What separates two message items' texts, and two reasoning summaries.
 pub const SEPARATOR: &str = "\n\n";
 
+/// A `chat.completion`, written straight to JSON text: its texts are borrowed from the
+/// Response object or joined once, never built as a tree.
+#[derive(Debug, Serialize)]
+pub struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<ChatUsage>,
+}
+
+/// The single choice of a [`Completion`].
+#[derive(Debug, Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: Message<'a>,
+    finish_reason: &'static str,
+    /// Always `null`: the backend gives no log probabilities.
+    logprobs: Option<()>,
+}
+
+/// The assistant message of a [`Completion`].
+#[derive(Debug, Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: Option<String>,
+    refusal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<ToolCall<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_call: Option<Function<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    annotations: Vec<Citation<'a>>,
+}
+
+/// A chat tool call.
+#[derive(Debug, Serialize)]
+pub struct ToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function<'a>,
+}
+
+/// A function call's name and arguments (JSON text), as chat shows them.
+#[derive(Debug, Serialize)]
+pub struct Function<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+/// A `url_citation` annotation.
+#[derive(Debug, Serialize)]
+struct Citation<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url_citation: UrlCitation<'a>,
+}
+
+/// Where a citation sits in the joined content, and what it cites (as sent).
+#[derive(Debug, Serialize)]
+struct UrlCitation<'a> {
+    start_index: u64,
+    end_index: u64,
+    url: &'a Value,
+    title: &'a Value,
+}
+
+/// Chat's usage object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: PromptTokensDetails,
+    completion_tokens_details: CompletionTokensDetails,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct PromptTokensDetails {
+    cached_tokens: u64,
+}
+
+/// `usage.completion_tokens_details`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct CompletionTokensDetails {
+    reasoning_tokens: u64,
+}
+
+/// What a citation's missing `url` or `title` becomes.
+static EMPTY_STRING: Value = Value::String(String::new());
+
 /// The `chat.completion` for a completed or incomplete Response object.
-pub fn completion(response: &Value, meta: &CompletionMeta, style: CallStyle) -> Value {
+pub fn completion<'a>(
+    response: &'a Value,
+    meta: &'a CompletionMeta,
+    style: CallStyle,
+) -> Completion<'a> {
     let mut text = String::new();
     let mut refusal = String::new();
     let mut annotations = Vec::new();
@@ -59,7 +161,7 @@ pub fn completion(response: &Value, meta: &CompletionMeta, style: CallStyle) -> 
                     if !text.is_empty() {
                         text.push_str(SEPARATOR);
                     }
-                    annotations.extend(citations(item, text.chars().count()));
+                    citations(item, text.chars().count(), &mut annotations);
                     text.push_str(&item_text);
                 }
                 refusal.push_str(&message_refusal(item));
@@ -78,56 +180,36 @@ pub fn completion(response: &Value, meta: &CompletionMeta, style: CallStyle) -> 
         }
     }
 
-    let mut message = Map::new();
-    message.insert("role".into(), json!("assistant"));
-    let content = if text.is_empty() && !calls.is_empty() {
-        Value::Null
-    } else {
-        json!(text)
+    let has_calls = !calls.is_empty();
+    let (tool_calls, function_call) = match style {
+        CallStyle::Tools if has_calls => (Some(calls.iter().map(|c| tool_call(c)).collect()), None),
+        CallStyle::Tools => (None, None),
+        CallStyle::LegacyFunctions => (None, calls.first().map(|c| tool_call(c).function)),
     };
-    message.insert("content".into(), content);
-    let refusal = (!refusal.is_empty()).then(|| json!(refusal));
-    message.insert("refusal".into(), refusal.unwrap_or(Value::Null));
-    match style {
-        CallStyle::Tools if !calls.is_empty() => {
-            let tool_calls: Vec<Value> = calls.iter().map(|call| tool_call(call)).collect();
-            message.insert("tool_calls".into(), Value::Array(tool_calls));
-        }
-        CallStyle::LegacyFunctions => {
-            if let Some(call) = calls.first() {
-                message.insert("function_call".into(), tool_call(call)["function"].clone());
-            }
-        }
-        CallStyle::Tools => {}
-    }
-    if !reasoning.is_empty() {
-        message.insert("reasoning_content".into(), json!(reasoning));
-    }
-    if !annotations.is_empty() {
-        message.insert("annotations".into(), Value::Array(annotations));
-    }
-
+    let message = Message {
+        role: "assistant",
+        content: (!text.is_empty() || !has_calls).then_some(text),
+        refusal: (!refusal.is_empty()).then_some(refusal),
+        tool_calls,
+        function_call,
+        reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+        annotations,
+    };
     let status = response.get("status").and_then(Value::as_str);
     let reason = member(response, &["incomplete_details", "reason"]).and_then(Value::as_str);
-    let mut completion = json!({
-        "id": meta.id,
-        "object": "chat.completion",
-        "created": meta.created,
-        "model": meta.model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "finish_reason": finish_reason(status, reason, !calls.is_empty(), style),
-            "logprobs": null,
+    Completion {
+        id: &meta.id,
+        object: "chat.completion",
+        created: meta.created,
+        model: &meta.model,
+        choices: [Choice {
+            index: 0,
+            message,
+            finish_reason: finish_reason(status, reason, has_calls, style),
+            logprobs: None,
         }],
-    });
-    if let (Some(object), Some(usage)) = (
-        completion.as_object_mut(),
-        response.get("usage").and_then(chat_usage),
-    ) {
-        object.insert("usage".into(), usage);
+        usage: response.get("usage").and_then(chat_usage),
     }
-    completion
 }
 
 /// The text of a message item's `output_text` parts.
@@ -166,19 +248,21 @@ pub fn reasoning_text(item: &Value) -> String {
 }
 
 /// A `function_call` item as a chat tool call.
-pub fn tool_call(item: &Value) -> Value {
+pub fn tool_call(item: &Value) -> ToolCall<'_> {
     let text = |key: &str| item.get(key).and_then(Value::as_str).unwrap_or("");
-    json!({
-        "id": text("call_id"),
-        "type": "function",
-        "function": {"name": text("name"), "arguments": text("arguments")},
-    })
+    ToolCall {
+        id: text("call_id"),
+        kind: "function",
+        function: Function {
+            name: text("name"),
+            arguments: text("arguments"),
+        },
+    }
 }
 
-/// `url_citation` annotations of a message item, with indexes moved by `offset` characters
-/// (the text of earlier items in the joined content).
-fn citations(item: &Value, offset: usize) -> Vec<Value> {
-    let mut out = Vec::new();
+/// Appends the `url_citation` annotations of a message item to `out`, with indexes moved by
+/// `offset` characters (the text of earlier items in the joined content).
+fn citations<'a>(item: &'a Value, offset: usize, out: &mut Vec<Citation<'a>>) {
     let mut offset = offset;
     for part in parts(item) {
         if part.get("type").and_then(Value::as_str) != Some("output_text") {
@@ -199,22 +283,21 @@ fn citations(item: &Value, offset: usize) -> Vec<Value> {
                     .and_then(Value::as_u64)
                     .map_or(0, |i| i.saturating_add(offset as u64))
             };
-            out.push(json!({
-                "type": "url_citation",
-                "url_citation": {
-                    "start_index": index("start_index"),
-                    "end_index": index("end_index"),
-                    "url": annotation.get("url").cloned().unwrap_or_else(|| json!("")),
-                    "title": annotation.get("title").cloned().unwrap_or_else(|| json!("")),
+            out.push(Citation {
+                kind: "url_citation",
+                url_citation: UrlCitation {
+                    start_index: index("start_index"),
+                    end_index: index("end_index"),
+                    url: annotation.get("url").unwrap_or(&EMPTY_STRING),
+                    title: annotation.get("title").unwrap_or(&EMPTY_STRING),
                 },
-            }));
+            });
         }
         offset += part
             .get("text")
             .and_then(Value::as_str)
             .map_or(0, |t| t.chars().count());
     }
-    out
 }
 
 /// The chat `finish_reason`: an incomplete response says why it stopped (`length` for
@@ -238,7 +321,7 @@ pub fn finish_reason(
 }
 
 /// Responses usage → chat usage; `None` when the upstream sent none.
-pub fn chat_usage(usage: &Value) -> Option<Value> {
+pub fn chat_usage(usage: &Value) -> Option<ChatUsage> {
     if !usage.is_object() {
         return None;
     }
@@ -249,19 +332,23 @@ pub fn chat_usage(usage: &Value) -> Option<Value> {
         .get("total_tokens")
         .and_then(Value::as_u64)
         .unwrap_or_else(|| prompt.saturating_add(completion));
-    Some(json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": total,
-        "prompt_tokens_details": {"cached_tokens": count(&["input_tokens_details", "cached_tokens"])},
-        "completion_tokens_details": {
-            "reasoning_tokens": count(&["output_tokens_details", "reasoning_tokens"]),
+    Some(ChatUsage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: total,
+        prompt_tokens_details: PromptTokensDetails {
+            cached_tokens: count(&["input_tokens_details", "cached_tokens"]),
         },
-    }))
+        completion_tokens_details: CompletionTokensDetails {
+            reasoning_tokens: count(&["output_tokens_details", "reasoning_tokens"]),
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn meta() -> CompletionMeta {
@@ -270,6 +357,12 @@ mod tests {
             created: 1_700_000_000,
             model: "gpt-5.5-high".into(),
         }
+    }
+
+    /// The answer as a client reads it.
+    fn answer(response: &Value, style: CallStyle) -> Value {
+        let meta = meta();
+        serde_json::to_value(completion(response, &meta, style)).expect("serialises")
     }
 
     fn message(text: &str, annotations: Value) -> Value {
@@ -291,7 +384,7 @@ mod tests {
              "encrypted_content": "gAAAA"},
             message("Forty-two.", json!([])),
         ]});
-        let completion = completion(&response, &meta(), CallStyle::Tools);
+        let completion = answer(&response, CallStyle::Tools);
         assert_eq!(completion["object"], "chat.completion");
         assert_eq!(completion["id"], "chatcmpl-test");
         assert_eq!(completion["model"], "gpt-5.5-high");
@@ -321,7 +414,7 @@ mod tests {
             call("call_a", "get_weather", "{\"city\":\"Paris\"}"),
             call("call_b", "get_time", "{}"),
         ]});
-        let completion = completion(&response, &meta(), CallStyle::Tools);
+        let completion = answer(&response, CallStyle::Tools);
         let choice = &completion["choices"][0];
         assert_eq!(choice["finish_reason"], "tool_calls");
         assert!(choice["message"]["content"].is_null());
@@ -335,7 +428,7 @@ mod tests {
         );
         assert!(completion.get("usage").is_none(), "no usage invented");
 
-        let legacy = super::completion(&response, &meta(), CallStyle::LegacyFunctions);
+        let legacy = answer(&response, CallStyle::LegacyFunctions);
         let choice = &legacy["choices"][0];
         assert_eq!(choice["finish_reason"], "function_call");
         assert_eq!(choice["message"]["function_call"]["name"], "get_weather");
@@ -352,7 +445,7 @@ mod tests {
              "action": {"type": "search", "query": "q"}},
             message("Body", citation),
         ]});
-        let completion = completion(&response, &meta(), CallStyle::Tools);
+        let completion = answer(&response, CallStyle::Tools);
         let message = &completion["choices"][0]["message"];
         assert_eq!(message["content"], "Intro\n\nBody");
         assert_eq!(
@@ -371,7 +464,7 @@ mod tests {
         ] {
             let response = json!({"status": "incomplete", "incomplete_details": {"reason": reason},
                                   "output": [message("partial", json!([]))]});
-            let completion = completion(&response, &meta(), CallStyle::Tools);
+            let completion = answer(&response, CallStyle::Tools);
             assert_eq!(completion["choices"][0]["finish_reason"], expected);
             assert_eq!(completion["choices"][0]["message"]["content"], "partial");
         }
@@ -382,7 +475,7 @@ mod tests {
         let response = json!({"status": "completed", "output": [
             {"type": "message", "role": "assistant",
              "content": [{"type": "refusal", "refusal": "I can't help with that."}]}]});
-        let completion = completion(&response, &meta(), CallStyle::Tools);
+        let completion = answer(&response, CallStyle::Tools);
         let message = &completion["choices"][0]["message"];
         assert_eq!(message["content"], "");
         assert_eq!(message["refusal"], "I can't help with that.");

@@ -434,10 +434,11 @@ impl ChatStreamTranslator {
         );
         self.chunk(out, &EmptyDelta {}, Some(reason));
         if self.include_usage {
-            let usage = response.get("usage").and_then(chat_usage);
-            let usage = usage.unwrap_or_else(
-                || json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}),
-            );
+            let usage = match response.get("usage").and_then(chat_usage) {
+                // Serialising a struct of numbers cannot fail.
+                Some(usage) => serde_json::to_value(usage).unwrap_or_default(),
+                None => json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}),
+            };
             let chunk = json!({
                 "id": self.meta.id,
                 "object": "chat.completion.chunk",

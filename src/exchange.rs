@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use serde::Serialize;
 use tiny_http::{Method, Request};
 
 use crate::error::ProxyError;
@@ -117,7 +117,12 @@ impl Exchange {
     }
 
     /// Answers with a JSON body.
-    pub fn respond_json(&mut self, status: u16, body: &Value, headers: &[(String, String)]) {
+    pub fn respond_json<T: Serialize + ?Sized>(
+        &mut self,
+        status: u16,
+        body: &T,
+        headers: &[(String, String)],
+    ) {
         self.respond_bytes(
             status,
             crate::json_body::to_text(body).into_bytes(),

@@ -421,7 +421,9 @@ pub fn check_aggregates(case: &StreamCase) -> Result<(), String> {
             if !finished {
                 return Err("aggregate-unfinished: an answer without a terminal event".into());
             }
-            let answer = completion(&response, &meta(), case.style());
+            let meta = meta();
+            let answer = serde_json::to_value(completion(&response, &meta, case.style()))
+                .map_err(|error| format!("chat-completion-serialise: {error}"))?;
             let message = &answer["choices"][0]["message"];
             if answer["object"] != "chat.completion"
                 || message["role"] != "assistant"
