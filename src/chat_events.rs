@@ -3,8 +3,8 @@
 //!
 //! A text delta is most of a stream's events, and the translator reads four of its fields.
 //! Reading them as borrowed text, and the others not at all, costs a fraction of a
-//! `serde_json::Value` tree of the event. Only `item` and the terminal `response` (the fields a
-//! `chat.completion` is made from) become trees, and only when an event carries them.
+//! `serde_json::Value` tree of the event. `item` and the terminal `response` stay text too;
+//! [`crate::response_view`] reads the few fields of theirs that a chat answer needs.
 //!
 //! What each field means is exactly what a `Value` reader of the same text would see: a field
 //! of the wrong type counts as absent, a key given twice keeps its last value, and text that no
@@ -12,15 +12,10 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::response_text::{as_str, as_u64, top_level_fields, within_depth};
-
-/// The fields of `response` that the translator reads: the four a `chat.completion` is made
-/// from, and the `error` of `response.failed`.
-const RESPONSE_FIELDS: [&str; 5] = ["status", "incomplete_details", "usage", "output", "error"];
+use crate::response_text::{as_str, as_u64, raw_fields, within_depth};
+use crate::response_view::Item;
 
 /// One upstream event, as the chat translator reads it.
 #[derive(Debug)]
@@ -35,104 +30,64 @@ pub struct ChatEvent<'a> {
     pub summary_index: Option<u64>,
     /// `item_id`, when it is a string.
     pub item_id: Option<Cow<'a, str>>,
-    /// `item`, as a tree; `Null` when missing.
-    pub item: Value,
-    /// The [`RESPONSE_FIELDS`] of `response` as an object, or `response` itself when it is
-    /// not an object; `Null` when missing.
-    pub response: Value,
+    /// `item`, as sent (`null` counts as absent).
+    pub item: Option<&'a RawValue>,
+    /// `response`, as sent.
+    pub response: Option<&'a RawValue>,
     /// `code` (of an `error` event), when it is a string.
     pub code: Option<Cow<'a, str>>,
     /// `message` (of an `error` event), when it is a string.
     pub message: Option<Cow<'a, str>>,
 }
 
-/// The fields as sent, borrowed from the event's text.
-#[derive(Deserialize)]
-struct RawFields<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow)]
-    delta: Option<&'a RawValue>,
-    #[serde(borrow)]
-    output_index: Option<&'a RawValue>,
-    #[serde(borrow)]
-    summary_index: Option<&'a RawValue>,
-    #[serde(borrow)]
-    item_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    item: Option<&'a RawValue>,
-    #[serde(borrow)]
-    response: Option<&'a RawValue>,
-    #[serde(borrow)]
-    code: Option<&'a RawValue>,
-    #[serde(borrow)]
-    message: Option<&'a RawValue>,
-}
+/// The fields [`ChatEvent`] reads, in the order of its members.
+const FIELDS: [&str; 9] = [
+    "type",
+    "delta",
+    "output_index",
+    "summary_index",
+    "item_id",
+    "item",
+    "response",
+    "code",
+    "message",
+];
 
 impl<'a> ChatEvent<'a> {
     /// Reads an event's `data`; `None` when it is not a JSON object a `Value` reader takes.
     pub fn parse(data: &'a str) -> Option<Self> {
-        if !data.trim_start().starts_with('{') || !within_depth(data) {
+        if !within_depth(data) {
             return None;
         }
-        match serde_json::from_str::<RawFields<'_>>(data) {
-            Ok(fields) => fields.read(),
-            // A key given twice, which the struct refuses: the tree keeps the last value, and
-            // its text has each key once. (Or the text is invalid, which the tree finds too.)
-            Err(_) => {
-                let object @ Value::Object(_) = serde_json::from_str::<Value>(data).ok()? else {
-                    return None;
-                };
-                let text = crate::json_body::to_text(&object);
-                let fields = serde_json::from_str::<RawFields<'_>>(&text).ok()?;
-                fields.read().map(ChatEvent::into_owned)
-            }
-        }
-    }
-}
-
-impl<'a> RawFields<'a> {
-    fn read(self) -> Option<ChatEvent<'a>> {
-        let tree = |raw: Option<&RawValue>| -> Option<Value> {
-            raw.map_or(Some(Value::Null), |raw| {
-                serde_json::from_str(raw.get()).ok()
-            })
-        };
-        let response = match self.response {
-            Some(raw) if raw.get().starts_with('{') => {
-                Value::Object(top_level_fields(raw.get(), &RESPONSE_FIELDS)?)
-            }
-            other => tree(other)?,
-        };
-        Some(ChatEvent {
-            kind: as_str(self.kind).unwrap_or_default(),
-            delta: as_str(self.delta).unwrap_or_default(),
-            output_index: as_u64(self.output_index),
-            summary_index: as_u64(self.summary_index),
-            item_id: as_str(self.item_id),
-            item: tree(self.item)?,
+        let [
+            kind,
+            delta,
+            output_index,
+            summary_index,
+            item_id,
+            item,
             response,
-            code: as_str(self.code),
-            message: as_str(self.message),
+            code,
+            message,
+        ] = raw_fields(data, &FIELDS)?;
+        Some(ChatEvent {
+            kind: as_str(kind).unwrap_or_default(),
+            delta: as_str(delta).unwrap_or_default(),
+            output_index: as_u64(output_index),
+            summary_index: as_u64(summary_index),
+            item_id: as_str(item_id),
+            item: item.filter(|item| item.get() != "null"),
+            response,
+            code: as_str(code),
+            message: as_str(message),
         })
     }
-}
 
-impl ChatEvent<'_> {
-    /// The same event, owning its text (read from a text of its own that is dropped).
-    fn into_owned(self) -> ChatEvent<'static> {
-        let own = |text: Cow<'_, str>| Cow::Owned(text.into_owned());
-        ChatEvent {
-            kind: own(self.kind),
-            delta: own(self.delta),
-            output_index: self.output_index,
-            summary_index: self.summary_index,
-            item_id: self.item_id.map(own),
-            item: self.item,
-            response: self.response,
-            code: self.code.map(own),
-            message: self.message.map(own),
-        }
+    /// The event's `item`; one with no fields when there is none.
+    pub fn item(&self) -> Item<'a> {
+        self.item
+            .map(|item| Item::parse(item.get()))
+            .unwrap_or_default()
     }
 
     /// The key that ties the event to its output item: `output_index` (every event of an item
@@ -141,21 +96,20 @@ impl ChatEvent<'_> {
         if let Some(index) = self.output_index {
             return index.to_string();
         }
-        self.item_id
-            .as_deref()
-            .or_else(|| self.item.get("id").and_then(Value::as_str))
-            .unwrap_or("")
-            .to_string()
+        match &self.item_id {
+            Some(id) => id.to_string(),
+            None => self.item().id.unwrap_or_default().into_owned(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
-    /// What a `Value` reader sees of the same text, field by field.
+    /// What a `Value` reader sees of the same text.
     fn as_tree(data: &str) -> Option<Value> {
         match serde_json::from_str::<Value>(data) {
             Ok(object @ Value::Object(_)) => Some(object),
@@ -179,22 +133,16 @@ mod tests {
         let number = |key: &str| tree.get(key).and_then(Value::as_u64);
         assert_eq!(event.output_index, number("output_index"), "{data}");
         assert_eq!(event.summary_index, number("summary_index"), "{data}");
+        let as_sent = |raw: Option<&RawValue>| {
+            raw.map(|raw| serde_json::from_str::<Value>(raw.get()).expect("json"))
+        };
+        let item = tree.get("item").filter(|item| !item.is_null());
+        assert_eq!(as_sent(event.item).as_ref(), item, "{data}");
         assert_eq!(
-            &event.item,
-            tree.get("item").unwrap_or(&Value::Null),
+            as_sent(event.response).as_ref(),
+            tree.get("response"),
             "{data}"
         );
-        let response = tree.get("response").unwrap_or(&Value::Null);
-        match response.as_object() {
-            Some(object) => {
-                for field in RESPONSE_FIELDS {
-                    assert_eq!(event.response.get(field), object.get(field), "{data}");
-                }
-                let kept = event.response.as_object().map_or(0, |o| o.len());
-                assert!(kept <= RESPONSE_FIELDS.len(), "{data}");
-            }
-            None => assert_eq!(&event.response, response, "{data}"),
-        }
     }
 
     #[test]
@@ -215,10 +163,10 @@ mod tests {
             r#"{"type":"response.completed","response":{"id":"r","instructions":"long","tools":[{"type":"function"}],"status":"completed","usage":{"input_tokens":1},"output":[]}}"#,
             r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"m"}}}"#,
             r#"{"type":"response.completed","response":[1,2]}"#,
-            r#"{"type":"response.completed","response":"text"}"#,
             r#"{"type":"error","code":"rate_limit_exceeded","message":"slow down"}"#,
             r#"{"type":"response.output_text.delta","output_index":18446744073709551616}"#,
             r#"{"\u0074ype":"escaped.key"}"#,
+            r#" {"type":"leading.space"} "#,
             r#"{}"#,
             r#"[{"type":"x"}]"#,
             r#""text""#,

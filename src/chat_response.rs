@@ -4,12 +4,18 @@
 //! aggregated one say the same thing: message items are joined with a blank line, reasoning
 //! summaries (`reasoning_content`) likewise, `finish_reason` comes from the response status and
 //! the presence of calls, and usage is renamed to chat's fields.
+//!
+//! The Response object and its items are read as text ([`crate::response_view`]) and the
+//! answer is serialised from structs that borrow from it: no tree is built on the way.
 
-use serde::Serialize;
-use serde_json::Value;
+use std::borrow::Cow;
+
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::chat_request::CallStyle;
-use crate::json_body::member;
+use crate::response_text::{as_u64, elements, raw_fields};
+use crate::response_view::{Item, Part, ResponseView};
 
 /// What every chat answer of one request carries: id, creation time, model.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +88,7 @@ struct Message<'a> {
 /// A chat tool call.
 #[derive(Debug, Serialize)]
 pub struct ToolCall<'a> {
-    id: &'a str,
+    id: Cow<'a, str>,
     #[serde(rename = "type")]
     kind: &'static str,
     function: Function<'a>,
@@ -91,8 +97,8 @@ pub struct ToolCall<'a> {
 /// A function call's name and arguments (JSON text), as chat shows them.
 #[derive(Debug, Serialize)]
 pub struct Function<'a> {
-    name: &'a str,
-    arguments: &'a str,
+    name: Cow<'a, str>,
+    arguments: Cow<'a, str>,
 }
 
 /// A `url_citation` annotation.
@@ -103,13 +109,27 @@ struct Citation<'a> {
     url_citation: UrlCitation<'a>,
 }
 
-/// Where a citation sits in the joined content, and what it cites (as sent).
+/// Where a citation sits in the joined content, and what it cites (as sent; `""` when
+/// missing).
 #[derive(Debug, Serialize)]
 struct UrlCitation<'a> {
     start_index: u64,
     end_index: u64,
-    url: &'a Value,
-    title: &'a Value,
+    #[serde(serialize_with = "as_sent_or_empty")]
+    url: Option<&'a RawValue>,
+    #[serde(serialize_with = "as_sent_or_empty")]
+    title: Option<&'a RawValue>,
+}
+
+/// A value as the backend sent it, or `""` when it sent none.
+fn as_sent_or_empty<S: Serializer>(
+    value: &Option<&RawValue>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(raw) => raw.serialize(serializer),
+        None => serializer.serialize_str(""),
+    }
 }
 
 /// Chat's usage object.
@@ -134,40 +154,68 @@ struct CompletionTokensDetails {
     reasoning_tokens: u64,
 }
 
-/// What a citation's missing `url` or `title` becomes.
-static EMPTY_STRING: Value = Value::String(String::new());
+/// The final Response object of a non-streaming answer, and the items the stream finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinalResponse {
+    /// The Response object's JSON text, as the backend sent it.
+    pub response: String,
+    /// The finished items' JSON texts, in output order: the answer's items when the Response
+    /// object's own `output` is missing, `null` or empty (as the Codex backend sends it).
+    pub items: Vec<String>,
+}
+
+impl FinalResponse {
+    /// The output items: the Response object's `output` when it has some, else the items the
+    /// stream finished. An `output` that is neither an array nor `null` has no items.
+    fn output_items<'a>(&'a self, view: &ResponseView<'a>) -> Vec<&'a str> {
+        if !self.response.trim_start().starts_with('{') {
+            // Not an object: nothing to fill, and no output of its own.
+            return Vec::new();
+        }
+        let streamed = || self.items.iter().map(String::as_str).collect();
+        match view.output {
+            None => streamed(),
+            Some(output) if output.get() == "null" => streamed(),
+            Some(output) => match elements(output) {
+                Some(sent) if sent.is_empty() => streamed(),
+                Some(sent) => sent.into_iter().map(RawValue::get).collect(),
+                None => Vec::new(),
+            },
+        }
+    }
+}
 
 /// The `chat.completion` for a completed or incomplete Response object.
 pub fn completion<'a>(
-    response: &'a Value,
+    answer: &'a FinalResponse,
     meta: &'a CompletionMeta,
     style: CallStyle,
 ) -> Completion<'a> {
+    let response = ResponseView::parse(&answer.response);
     let mut text = String::new();
     let mut refusal = String::new();
     let mut annotations = Vec::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
-    for item in response
-        .get("output")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        match item.get("type").and_then(Value::as_str) {
+    for item in answer.output_items(&response) {
+        let item = Item::parse(item);
+        match item.kind.as_deref() {
             Some("message") => {
-                let item_text = message_text(item);
+                let parts = item.parts();
+                let item_text = joined_text(&parts);
                 if !item_text.is_empty() {
                     if !text.is_empty() {
                         text.push_str(SEPARATOR);
                     }
-                    citations(item, text.chars().count(), &mut annotations);
+                    citations(&parts, text.chars().count(), &mut annotations);
                     text.push_str(&item_text);
                 }
-                refusal.push_str(&message_refusal(item));
+                for part in parts.iter().filter(|part| part.is("refusal")) {
+                    refusal.push_str(part.refusal.as_deref().unwrap_or(""));
+                }
             }
             Some("reasoning") => {
-                let summary = reasoning_text(item);
+                let summary = reasoning_text(&item);
                 if !summary.is_empty() {
                     if !reasoning.is_empty() {
                         reasoning.push_str(SEPARATOR);
@@ -182,9 +230,12 @@ pub fn completion<'a>(
 
     let has_calls = !calls.is_empty();
     let (tool_calls, function_call) = match style {
-        CallStyle::Tools if has_calls => (Some(calls.iter().map(|c| tool_call(c)).collect()), None),
+        CallStyle::Tools if has_calls => (Some(calls.into_iter().map(tool_call).collect()), None),
         CallStyle::Tools => (None, None),
-        CallStyle::LegacyFunctions => (None, calls.first().map(|c| tool_call(c).function)),
+        CallStyle::LegacyFunctions => (
+            None,
+            calls.into_iter().next().map(|c| tool_call(c).function),
+        ),
     };
     let message = Message {
         role: "assistant",
@@ -195,8 +246,7 @@ pub fn completion<'a>(
         reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
         annotations,
     };
-    let status = response.get("status").and_then(Value::as_str);
-    let reason = member(response, &["incomplete_details", "reason"]).and_then(Value::as_str);
+    let reason = response.incomplete_reason();
     Completion {
         id: &meta.id,
         object: "chat.completion",
@@ -205,98 +255,75 @@ pub fn completion<'a>(
         choices: [Choice {
             index: 0,
             message,
-            finish_reason: finish_reason(status, reason, has_calls, style),
+            finish_reason: finish_reason(
+                response.status.as_deref(),
+                reason.as_deref(),
+                has_calls,
+                style,
+            ),
             logprobs: None,
         }],
-        usage: response.get("usage").and_then(chat_usage),
+        usage: response.usage.and_then(chat_usage),
     }
 }
 
 /// The text of a message item's `output_text` parts.
-pub fn message_text(item: &Value) -> String {
-    parts(item)
-        .filter(|part| part.get("type").and_then(Value::as_str) == Some("output_text"))
-        .filter_map(|part| part.get("text").and_then(Value::as_str))
-        .collect()
+pub fn message_text(item: &Item<'_>) -> String {
+    joined_text(&item.parts())
 }
 
-fn message_refusal(item: &Value) -> String {
-    parts(item)
-        .filter(|part| part.get("type").and_then(Value::as_str) == Some("refusal"))
-        .filter_map(|part| part.get("refusal").and_then(Value::as_str))
+/// The `text` of the `output_text` parts, joined without a separator.
+fn joined_text(parts: &[Part<'_>]) -> String {
+    parts
+        .iter()
+        .filter(|part| part.is("output_text"))
+        .filter_map(|part| part.text.as_deref())
         .collect()
-}
-
-fn parts(item: &Value) -> impl Iterator<Item = &Value> {
-    item.get("content")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
 }
 
 /// A reasoning item's summary parts, joined with a blank line.
-pub fn reasoning_text(item: &Value) -> String {
-    let summaries: Vec<&str> = item
-        .get("summary")
-        .and_then(Value::as_array)
+pub fn reasoning_text(item: &Item<'_>) -> String {
+    let summaries: Vec<Cow<'_, str>> = item
+        .summary_texts()
         .into_iter()
-        .flatten()
-        .filter_map(|part| part.get("text").and_then(Value::as_str))
         .filter(|text| !text.is_empty())
         .collect();
     summaries.join(SEPARATOR)
 }
 
 /// A `function_call` item as a chat tool call.
-pub fn tool_call(item: &Value) -> ToolCall<'_> {
-    let text = |key: &str| item.get(key).and_then(Value::as_str).unwrap_or("");
+pub fn tool_call(item: Item<'_>) -> ToolCall<'_> {
     ToolCall {
-        id: text("call_id"),
+        id: item.call_id.unwrap_or_default(),
         kind: "function",
         function: Function {
-            name: text("name"),
-            arguments: text("arguments"),
+            name: item.name.unwrap_or_default(),
+            arguments: item.arguments.unwrap_or_default(),
         },
     }
 }
 
-/// Appends the `url_citation` annotations of a message item to `out`, with indexes moved by
-/// `offset` characters (the text of earlier items in the joined content).
-fn citations<'a>(item: &'a Value, offset: usize, out: &mut Vec<Citation<'a>>) {
+/// Appends the `url_citation` annotations of a message's parts to `out`, with indexes moved
+/// by `offset` characters (the text of earlier items in the joined content).
+fn citations<'a>(parts: &[Part<'a>], offset: usize, out: &mut Vec<Citation<'a>>) {
     let mut offset = offset;
-    for part in parts(item) {
-        if part.get("type").and_then(Value::as_str) != Some("output_text") {
-            continue;
-        }
-        for annotation in part
-            .get("annotations")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if annotation.get("type").and_then(Value::as_str) != Some("url_citation") {
+    for part in parts.iter().filter(|part| part.is("output_text")) {
+        for annotation in part.annotations() {
+            if annotation.kind.as_deref() != Some("url_citation") {
                 continue;
             }
-            let index = |key: &str| {
-                annotation
-                    .get(key)
-                    .and_then(Value::as_u64)
-                    .map_or(0, |i| i.saturating_add(offset as u64))
-            };
+            let index = |at: Option<u64>| at.map_or(0, |i| i.saturating_add(offset as u64));
             out.push(Citation {
                 kind: "url_citation",
                 url_citation: UrlCitation {
-                    start_index: index("start_index"),
-                    end_index: index("end_index"),
-                    url: annotation.get("url").unwrap_or(&EMPTY_STRING),
-                    title: annotation.get("title").unwrap_or(&EMPTY_STRING),
+                    start_index: index(annotation.start_index),
+                    end_index: index(annotation.end_index),
+                    url: annotation.url,
+                    title: annotation.title,
                 },
             });
         }
-        offset += part
-            .get("text")
-            .and_then(Value::as_str)
-            .map_or(0, |t| t.chars().count());
+        offset += part.text.as_deref().map_or(0, |t| t.chars().count());
     }
 }
 
@@ -320,34 +347,40 @@ pub fn finish_reason(
     }
 }
 
-/// Responses usage → chat usage; `None` when the upstream sent none.
-pub fn chat_usage(usage: &Value) -> Option<ChatUsage> {
-    if !usage.is_object() {
-        return None;
-    }
-    let count = |keys: &[&str]| member(usage, keys).and_then(Value::as_u64).unwrap_or(0);
-    let prompt = count(&["input_tokens"]);
-    let completion = count(&["output_tokens"]);
-    let total = usage
-        .get("total_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| prompt.saturating_add(completion));
+/// Responses usage (as sent) → chat usage; `None` when it is not an object.
+pub fn chat_usage(usage: &RawValue) -> Option<ChatUsage> {
+    let names = [
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "input_tokens_details",
+        "output_tokens_details",
+    ];
+    let [input, output, total, input_details, output_details] = raw_fields(usage.get(), &names)?;
+    let detail = |details: Option<&RawValue>, key: &str| {
+        details
+            .and_then(|details| raw_fields(details.get(), &[key]))
+            .and_then(|[value]| as_u64(value))
+            .unwrap_or(0)
+    };
+    let prompt = as_u64(input).unwrap_or(0);
+    let completion = as_u64(output).unwrap_or(0);
     Some(ChatUsage {
         prompt_tokens: prompt,
         completion_tokens: completion,
-        total_tokens: total,
+        total_tokens: as_u64(total).unwrap_or_else(|| prompt.saturating_add(completion)),
         prompt_tokens_details: PromptTokensDetails {
-            cached_tokens: count(&["input_tokens_details", "cached_tokens"]),
+            cached_tokens: detail(input_details, "cached_tokens"),
         },
         completion_tokens_details: CompletionTokensDetails {
-            reasoning_tokens: count(&["output_tokens_details", "reasoning_tokens"]),
+            reasoning_tokens: detail(output_details, "reasoning_tokens"),
         },
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -362,7 +395,11 @@ mod tests {
     /// The answer as a client reads it.
     fn answer(response: &Value, style: CallStyle) -> Value {
         let meta = meta();
-        serde_json::to_value(completion(response, &meta, style)).expect("serialises")
+        let response = FinalResponse {
+            response: response.to_string(),
+            items: Vec::new(),
+        };
+        serde_json::to_value(completion(&response, &meta, style)).expect("serialises")
     }
 
     fn message(text: &str, annotations: Value) -> Value {
@@ -479,5 +516,79 @@ mod tests {
         let message = &completion["choices"][0]["message"];
         assert_eq!(message["content"], "");
         assert_eq!(message["refusal"], "I can't help with that.");
+    }
+
+    /// The answer's content for a response text and the items the stream finished.
+    fn content_of(response: &str, items: &[Value]) -> Value {
+        let answer = FinalResponse {
+            response: response.to_string(),
+            items: items.iter().map(Value::to_string).collect(),
+        };
+        let meta = meta();
+        let answer = serde_json::to_value(completion(&answer, &meta, CallStyle::Tools));
+        answer.expect("serialises")["choices"][0]["message"]["content"].clone()
+    }
+
+    #[test]
+    fn streamed_items_count_when_the_response_has_no_output_of_its_own() {
+        let streamed = [message("Streamed.", json!([]))];
+        for response in [
+            r#"{"status":"completed"}"#,
+            r#"{"status":"completed","output":null}"#,
+            r#"{"status":"completed","output":[]}"#,
+        ] {
+            assert_eq!(content_of(response, &streamed), "Streamed.", "{response}");
+        }
+        let own = json!({"status": "completed", "output": [message("Own.", json!([]))]});
+        assert_eq!(content_of(&own.to_string(), &streamed), "Own.");
+        for response in [
+            r#"{"output":{"a":1}}"#,
+            r#"{"output":"text"}"#,
+            "null",
+            "[1]",
+        ] {
+            assert_eq!(content_of(response, &streamed), "", "{response}: no items");
+        }
+    }
+
+    #[test]
+    fn escapes_odd_types_and_repeated_keys_read_as_a_value_reader_reads_them() {
+        let response = json!({"status": "completed", "output": [
+            {"type": "message", "content": [
+                {"type": "output_text", "text": "line\nbreak \"q\" é \u{1F600}"},
+                {"type": "output_text", "text": 5},
+                "not a part",
+                {"type": "output_text", "text": "!", "annotations": [
+                    {"type": "url_citation", "start_index": 0, "end_index": 1,
+                     "title": {"odd": true}},
+                ]},
+            ]},
+            7,
+            {"type": "reasoning", "summary": {"text": "not an array"}},
+        ]});
+        let answer = answer(&response, CallStyle::Tools);
+        let message = &answer["choices"][0]["message"];
+        assert_eq!(message["content"], "line\nbreak \"q\" é \u{1F600}!");
+        assert!(message.get("reasoning_content").is_none());
+        let citation = &message["annotations"][0]["url_citation"];
+        assert_eq!(citation["url"], "", "a missing url becomes an empty string");
+        assert_eq!(citation["title"], json!({"odd": true}), "passed as sent");
+        let before = "line\nbreak \"q\" é \u{1F600}".chars().count();
+        assert_eq!(
+            citation["start_index"], before,
+            "offset by the characters before it"
+        );
+
+        let repeated = r#"{"status":"incomplete","status":"completed","output":[
+            {"type":"function_call","type":"message","content":[{"type":"output_text","text":"last"}]}]}"#;
+        let answer = FinalResponse {
+            response: repeated.to_string(),
+            items: Vec::new(),
+        };
+        let meta = meta();
+        let answer =
+            serde_json::to_value(completion(&answer, &meta, CallStyle::Tools)).expect("json");
+        assert_eq!(answer["choices"][0]["message"]["content"], "last");
+        assert_eq!(answer["choices"][0]["finish_reason"], "stop");
     }
 }

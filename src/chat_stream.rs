@@ -11,7 +11,10 @@
 //! whatever part of a finished item's text or arguments the deltas did not carry is sent then,
 //! so what an SDK accumulates equals the finished item.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::chat_events::ChatEvent;
@@ -20,7 +23,8 @@ use crate::chat_response::{
     CompletionMeta, SEPARATOR, chat_usage, finish_reason, message_text, reasoning_text,
 };
 use crate::error::ProxyError;
-use crate::json_body::{member, to_text};
+use crate::json_body::to_text;
+use crate::response_view::{Item, ResponseView};
 use crate::sse::{SseEvent, encode_frame};
 use crate::stream_pump::StreamTranslator;
 
@@ -172,7 +176,8 @@ impl ChatStreamTranslator {
     /// tool call, so SDKs that accumulate deltas end with `content: null` for a call-only
     /// answer, as the non-streamed answer has. `None`: not known yet (or a failure).
     fn opening_content(&self, event: &ChatEvent<'_>) -> Option<Option<&'static str>> {
-        let item_type = event.item.get("type").and_then(Value::as_str);
+        let item = event.item();
+        let item_type = item.kind.as_deref();
         match event.kind.as_ref() {
             "response.output_text.delta" => Some(Some("")),
             "response.output_item.done" if item_type == Some("message") => Some(Some("")),
@@ -217,32 +222,35 @@ impl ChatStreamTranslator {
                 let delta = append(&mut self.reasonings, &key, part, &event.delta);
                 self.push_delta(out, "reasoning_content", &delta);
             }
-            "response.output_item.added"
-                if event.item.get("type").and_then(Value::as_str) == Some("function_call") =>
-            {
-                self.announce(out, &event.item_key(), &event.item, "");
+            "response.output_item.added" => {
+                let item = event.item();
+                if item.is("function_call") {
+                    self.announce(out, &event.item_key(), &item, "");
+                }
             }
             "response.function_call_arguments.delta" => {
                 self.arguments_delta(out, &event.item_key(), &event.delta);
             }
-            "response.output_item.done" if !event.item.is_null() => {
-                self.item_done(out, &event.item_key(), &event.item);
+            "response.output_item.done" if event.item.is_some() => {
+                self.item_done(out, &event.item_key(), &event.item());
             }
             kind @ ("response.completed" | "response.incomplete") => {
+                let response = response_of(event);
                 let status = match kind {
                     "response.incomplete" => Some("incomplete"),
-                    _ => event.response.get("status").and_then(Value::as_str),
+                    _ => response.status.as_deref(),
                 };
-                self.finish(out, &event.response, status);
+                self.finish(out, &response, status);
             }
             "response.failed" => {
-                let error = event.response.get("error");
-                let field = |key: &str| error.and_then(|e| e.get(key)).and_then(Value::as_str);
+                let response = response_of(event);
                 let failure = ProxyError::ResponseFailed {
-                    code: field("code").unwrap_or("response_failed").to_string(),
-                    message: field("message")
-                        .unwrap_or("The upstream response failed.")
-                        .to_string(),
+                    code: (response.error_field("code"))
+                        .unwrap_or(Cow::Borrowed("response_failed"))
+                        .into_owned(),
+                    message: (response.error_field("message"))
+                        .unwrap_or(Cow::Borrowed("The upstream response failed."))
+                        .into_owned(),
                 };
                 out.extend(self.error_frame(&failure));
             }
@@ -306,7 +314,7 @@ impl ChatStreamTranslator {
     }
 
     /// The first chunk of a function call: index, id, name and (usually empty) arguments.
-    fn announce(&mut self, out: &mut Vec<u8>, key: &str, item: &Value, arguments: &str) {
+    fn announce(&mut self, out: &mut Vec<u8>, key: &str, item: &Item<'_>, arguments: &str) {
         if self.calls.iter().any(|call| call.key == key) {
             return;
         }
@@ -316,16 +324,15 @@ impl ChatStreamTranslator {
             index,
             arguments: arguments.to_string(),
         });
-        let field = |name: &str| item.get(name).and_then(Value::as_str).unwrap_or("");
         let function = FunctionDelta {
-            name: Some(field("name")),
+            name: Some(item.name.as_deref().unwrap_or("")),
             arguments,
         };
         match self.style {
             CallStyle::Tools => {
                 let call = ToolCallDelta {
                     index,
-                    id: Some(field("call_id")),
+                    id: Some(item.call_id.as_deref().unwrap_or("")),
                     kind: Some("function"),
                     function,
                 };
@@ -381,8 +388,8 @@ impl ChatStreamTranslator {
     }
 
     /// Sends what the deltas of a finished item did not.
-    fn item_done(&mut self, out: &mut Vec<u8>, key: &str, item: &Value) {
-        match item.get("type").and_then(Value::as_str) {
+    fn item_done(&mut self, out: &mut Vec<u8>, key: &str, item: &Item<'_>) {
+        match item.kind.as_deref() {
             Some("message") => {
                 let rest = complete(&mut self.texts, key, &message_text(item));
                 self.push_delta(out, "content", &rest);
@@ -392,7 +399,7 @@ impl ChatStreamTranslator {
                 self.push_delta(out, "reasoning_content", &rest);
             }
             Some("function_call") => {
-                let arguments = item.get("arguments").and_then(Value::as_str).unwrap_or("");
+                let arguments = item.arguments.as_deref().unwrap_or("");
                 match self.calls.iter_mut().find(|call| call.key == key) {
                     None => self.announce(out, key, item, arguments),
                     Some(call) => match arguments.strip_prefix(call.arguments.as_str()) {
@@ -414,27 +421,21 @@ impl ChatStreamTranslator {
     }
 
     /// The finish chunk (and usage chunk) for `response.completed` or `response.incomplete`.
-    fn finish(&mut self, out: &mut Vec<u8>, response: &Value, status: Option<&str>) {
+    fn finish(&mut self, out: &mut Vec<u8>, response: &ResponseView<'_>, status: Option<&str>) {
         // A backend that fills `output` on the terminal event (the public API does) may not
         // have streamed every item; sending the rest is a no-op when it did.
-        for (position, item) in response
-            .get("output")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            self.item_done(out, &position.to_string(), item);
+        for (position, item) in response.output_items().into_iter().flatten().enumerate() {
+            self.item_done(out, &position.to_string(), &Item::parse(item.get()));
         }
         let reason = finish_reason(
             status,
-            member(response, &["incomplete_details", "reason"]).and_then(Value::as_str),
+            response.incomplete_reason().as_deref(),
             !self.calls.is_empty(),
             self.style,
         );
         self.chunk(out, &EmptyDelta {}, Some(reason));
         if self.include_usage {
-            let usage = match response.get("usage").and_then(chat_usage) {
+            let usage = match response.usage.and_then(chat_usage) {
                 // Serialising a struct of numbers cannot fail.
                 Some(usage) => serde_json::to_value(usage).unwrap_or_default(),
                 None => json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}),
@@ -491,6 +492,12 @@ impl StreamTranslator for ChatStreamTranslator {
     fn closing_frames(&mut self) -> Vec<u8> {
         encode_frame(None, "[DONE]")
     }
+}
+
+/// The event's `response`, read as a Response object (no fields when it is missing or not an
+/// object).
+fn response_of<'a>(event: &ChatEvent<'a>) -> ResponseView<'a> {
+    ResponseView::parse(event.response.map_or("null", RawValue::get))
 }
 
 /// Records `delta` for item `key` (summary part `part`) and returns what to send: the delta,

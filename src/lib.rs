@@ -22,7 +22,9 @@
 //! - [`read_buffer`]: the buffered reader under the upstream event stream, reused per thread.
 //! - [`responses_relay`]: the Responses event transcript: relay frames, final object.
 //! - [`response_text`]: event fields read and items spliced as JSON text, without trees.
+//! - [`response_view`]: the Response object and output items as chat reads them, from text.
 //! - [`chat_response`]: final Response object → `chat.completion`; finish_reason, usage.
+//! - [`chat_events`]: the fields of an upstream event the chat stream reads, from its text.
 //! - [`chat_stream`]: `ChatStreamTranslator`, upstream events → `chat.completion.chunk` frames.
 //! - [`upstream_error`]: upstream non-2xx answers → caller errors.
 //! - [`jwt`]: JWT claims (`exp`, account id, plan).
@@ -95,6 +97,7 @@ pub mod pool_probe;
 pub mod quota;
 pub mod read_buffer;
 pub mod response_text;
+pub mod response_view;
 pub mod responses_handler;
 pub mod responses_relay;
 pub mod responses_request;

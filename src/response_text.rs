@@ -14,7 +14,6 @@ use std::ops::Range;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// The fields of a non-delta event that the transcript reads, borrowed from its text.
@@ -111,35 +110,44 @@ impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     }
 }
 
-/// The top-level fields of `object` (a JSON object's text) that `wanted` names, as trees; the
-/// others are skipped as text, never built. A key given twice keeps its last value, as a
-/// `Value` reader does. `None` when `object` is not one JSON object.
-pub fn top_level_fields(object: &str, wanted: &[&str]) -> Option<serde_json::Map<String, Value>> {
-    struct FieldsVisitor<'w>(&'w [&'w str]);
-    impl<'de> Visitor<'de> for FieldsVisitor<'_> {
-        type Value = serde_json::Map<String, Value>;
+/// The values of `object`'s top-level keys that `names` lists, in that order, as the text the
+/// backend sent; the other values are skipped, never built. A key given twice keeps its last
+/// value, as a `Value` reader does. `None` when `object` is not one JSON object.
+pub fn raw_fields<'a, const N: usize>(
+    object: &'a str,
+    names: &[&str; N],
+) -> Option<[Option<&'a RawValue>; N]> {
+    struct RawFieldsVisitor<'n, const N: usize>(&'n [&'n str; N]);
+    impl<'de, const N: usize> Visitor<'de> for RawFieldsVisitor<'_, N> {
+        type Value = [Option<&'de RawValue>; N];
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("an object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut fields = serde_json::Map::new();
+            let mut found = [None; N];
             while let Some(name) = map.next_key::<Key<'de>>()? {
-                match self.0.iter().find(|w| **w == name.0) {
-                    Some(wanted) => {
-                        fields.insert((*wanted).to_owned(), map.next_value()?);
-                    }
+                match self.0.iter().position(|wanted| *wanted == name.0) {
+                    Some(slot) => found[slot] = Some(map.next_value()?),
                     None => {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
             }
-            Ok(fields)
+            Ok(found)
         }
     }
     let mut reader = serde_json::Deserializer::from_str(object);
-    let fields = reader.deserialize_map(FieldsVisitor(wanted)).ok()?;
+    let found = reader.deserialize_map(RawFieldsVisitor(names)).ok()?;
     reader.end().ok()?;
-    Some(fields)
+    Some(found)
+}
+
+/// The elements of an array, as sent; `None` when `raw` is not an array.
+pub fn elements(raw: &RawValue) -> Option<Vec<&RawValue>> {
+    if !raw.get().starts_with('[') {
+        return None;
+    }
+    serde_json::from_str(raw.get()).ok()
 }
 
 /// A number that fits `u64`, as `Value::as_u64` reads it.
@@ -275,30 +283,50 @@ fn put(object: &str, key: &str, slot: &Slot, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn raw(value: &Value) -> Box<RawValue> {
         RawValue::from_string(value.to_string()).expect("raw")
     }
 
     #[test]
-    fn top_level_fields_builds_only_the_fields_asked_for() {
+    fn raw_fields_reads_only_the_fields_asked_for() {
         let text = r#"{"instructions":"long","status":"completed","tools":[{"a":[1,2]}],
             "usage":{"input_tokens":3},"n\u0061me":"escaped key","output":[]}"#;
-        let fields = top_level_fields(text, &["status", "usage", "name", "missing"]).unwrap();
-        assert_eq!(
-            Value::Object(fields),
-            json!({"status": "completed", "usage": {"input_tokens": 3}, "name": "escaped key"})
-        );
+        let [status, usage, name, missing] =
+            raw_fields(text, &["status", "usage", "name", "missing"]).unwrap();
+        assert_eq!(status.map(RawValue::get), Some("\"completed\""));
+        assert_eq!(usage.map(RawValue::get), Some(r#"{"input_tokens":3}"#));
+        assert_eq!(as_str(name).as_deref(), Some("escaped key"));
+        assert!(missing.is_none());
     }
 
     #[test]
-    fn top_level_fields_keeps_the_last_of_a_repeated_key_and_refuses_non_objects() {
-        let fields = top_level_fields(r#"{"status":"a","status":"b"}"#, &["status"]).unwrap();
-        assert_eq!(fields["status"], "b", "as a Value reader keeps it");
+    fn raw_fields_keeps_the_last_of_a_repeated_key_and_refuses_non_objects() {
+        let [status] = raw_fields(r#"{"status":"a","status":"b"}"#, &["status"]).unwrap();
+        assert_eq!(
+            as_str(status).as_deref(),
+            Some("b"),
+            "as a Value reader keeps it"
+        );
         for text in ["[1]", "\"text\"", "{\"status\":", "{} {}", "{\"a\":tru}"] {
-            assert!(top_level_fields(text, &["status"]).is_none(), "{text}");
+            assert!(raw_fields(text, &["status"]).is_none(), "{text}");
         }
+    }
+
+    #[test]
+    fn elements_are_the_items_of_an_array_only() {
+        let raw = |text: &str| RawValue::from_string(text.to_string()).unwrap();
+        let array = raw(r#"[{"a":1}, 2 ,"x"]"#);
+        let items: Vec<&str> = elements(&array)
+            .unwrap()
+            .into_iter()
+            .map(RawValue::get)
+            .collect();
+        assert_eq!(items, [r#"{"a":1}"#, "2", "\"x\""]);
+        assert!(elements(&raw("[]")).unwrap().is_empty());
+        assert!(elements(&raw(r#"{"a":[1]}"#)).is_none());
+        assert!(elements(&raw("null")).is_none());
     }
 
     #[test]

@@ -14,11 +14,11 @@ use std::borrow::Cow;
 
 use serde_json::{Value, json};
 
+use crate::chat_response::FinalResponse;
 use crate::error::ProxyError;
 use crate::json_body::{member, to_text};
 use crate::response_text::{
-    EventFields, as_u64, is_object, top_level_fields, with_output, with_output_in_text,
-    with_response,
+    EventFields, as_u64, is_object, with_output, with_output_in_text, with_response,
 };
 use crate::sse::{SseEvent, encode_frame, encode_frame_into};
 
@@ -269,38 +269,16 @@ impl ResponsesTranscript {
         Ok(filled.unwrap_or(response))
     }
 
-    /// The fields of the final Response object that a `chat.completion` is made from
-    /// ([`CHAT_FIELDS`]), as a tree; the others (the echoed instructions and tools, say) are
-    /// skipped as text, not built. The items are parsed once each and set as `output` by the
-    /// same rule as `with_output`. Parsing the spliced text instead would put an item two
-    /// levels deeper, past serde_json's depth limit for one that came close to it.
-    pub fn into_response(mut self) -> Result<Value, ProxyError> {
+    /// The final Response object and the finished items, as the texts the backend sent, for a
+    /// `chat.completion` ([`crate::chat_response::completion`] reads the few fields it needs
+    /// from them, and takes the items when the object's `output` is missing, null or empty,
+    /// by the same rule as `with_output`).
+    pub fn into_response(mut self) -> Result<FinalResponse, ProxyError> {
         let response = self.take_response()?;
-        // The text is JSON the backend sent (validated on the way in) or that we wrote.
-        let mut object = if response.trim_start().starts_with('{') {
-            top_level_fields(&response, &CHAT_FIELDS).ok_or(ProxyError::Internal)?
-        } else {
-            // Not an object: nothing to fill, the value stands as sent.
-            return serde_json::from_str(&response).map_err(|_| ProxyError::Internal);
-        };
         let items = self.output_items();
-        if !items.is_empty()
-            && object
-                .get("output")
-                .is_none_or(|o| o.is_null() || o.as_array().is_some_and(Vec::is_empty))
-        {
-            let items = items
-                .iter()
-                .filter_map(|item| serde_json::from_str(item).ok())
-                .collect();
-            object.insert("output".into(), Value::Array(items));
-        }
-        Ok(Value::Object(object))
+        Ok(FinalResponse { response, items })
     }
 }
-
-/// The fields of a Response object that `chat_response::completion` reads.
-pub const CHAT_FIELDS: [&str; 4] = ["status", "incomplete_details", "usage", "output"];
 
 /// The ending a `response.failed` or `error` event means, read from its `data` (rare: a
 /// tree is fine here).
@@ -367,6 +345,13 @@ mod tests {
     use super::*;
     use crate::sse::SseReader;
 
+    /// The answer's Response object with its items in `output` (the rule `completion`
+    /// reads by), as a tree.
+    fn filled(answer: FinalResponse) -> Value {
+        let text = with_output_in_text(&answer.response, &answer.items).unwrap_or(answer.response);
+        serde_json::from_str(&text).expect("one JSON value")
+    }
+
     fn event(value: Value) -> SseEvent {
         SseEvent {
             event: value["type"].as_str().map(str::to_string),
@@ -425,7 +410,7 @@ mod tests {
         for value in script() {
             transcript.record(&event(value));
         }
-        let response = transcript.into_response().expect("completed");
+        let response = filled(transcript.into_response().expect("completed"));
         assert_eq!(response["output"].as_array().map(Vec::len), Some(2));
         assert_eq!(response["usage"]["total_tokens"], 8);
         assert_eq!(response["status"], "completed");
@@ -442,7 +427,7 @@ mod tests {
         for value in script() {
             transcript.record(&event(value));
         }
-        let response = transcript.into_response().expect("completed");
+        let response = filled(transcript.into_response().expect("completed"));
         let ids: Vec<&Value> = response["output"]
             .as_array()
             .map(|items| items.iter().map(|item| &item["id"]).collect())
@@ -495,7 +480,7 @@ mod tests {
         assert_eq!(parsed[1]["response"]["output"][0]["id"], "m1");
         assert_eq!(parsed[1]["response"]["name"], "x");
         assert_eq!(parsed[1]["sequence_number"], 3);
-        let response = transcript.into_response().expect("completed");
+        let response = filled(transcript.into_response().expect("completed"));
         assert_eq!(response["output"][0]["id"], "m1");
     }
 
@@ -508,7 +493,7 @@ mod tests {
         ));
         transcript.record(&event(json!({"type": "response.completed",
             "response": {"id": "r", "output": [message("msg_b", "b")]}})));
-        let response = transcript.into_response().expect("completed");
+        let response = filled(transcript.into_response().expect("completed"));
         assert_eq!(response["output"][0]["id"], "msg_b");
     }
 
@@ -522,7 +507,7 @@ mod tests {
         transcript.record(&event(json!({"type": "response.incomplete", "response": {
             "id": "r", "status": "incomplete", "output": [],
             "incomplete_details": {"reason": "max_output_tokens"}}})));
-        let response = transcript.into_response().expect("incomplete is an answer");
+        let response = filled(transcript.into_response().expect("incomplete is an answer"));
         assert_eq!(response["status"], "incomplete");
         assert_eq!(
             response["incomplete_details"]["reason"],
