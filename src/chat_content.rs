@@ -7,9 +7,10 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::ProxyError;
+use crate::param_path::ParamPath;
 
 /// The text of a string or text-part content; parts are joined with newlines.
-pub fn text_of(content: Value, param: &str) -> Result<String, ProxyError> {
+pub fn text_of(content: Value, param: &ParamPath<'_>) -> Result<String, ProxyError> {
     match content {
         Value::Null => Ok(String::new()),
         Value::String(text) => Ok(text),
@@ -19,22 +20,14 @@ pub fn text_of(content: Value, param: &str) -> Result<String, ProxyError> {
                 let text = match part {
                     Value::String(text) => text,
                     Value::Object(fields) => part_text(&fields)
-                        .ok_or_else(|| unsupported_part(&format!("{param}[{j}]"), &fields))?,
-                    _ => {
-                        return Err(ProxyError::invalid_param(
-                            &format!("{param}[{j}]"),
-                            "content parts must be objects.",
-                        ));
-                    }
+                        .ok_or_else(|| unsupported_part(&param.index(j), &fields))?,
+                    _ => return Err(param.index(j).invalid("content parts must be objects.")),
                 };
                 texts.push(text);
             }
             Ok(texts.join("\n"))
         }
-        _ => Err(ProxyError::invalid_param(
-            param,
-            "`content` must be a string or an array of content parts.",
-        )),
+        _ => Err(param.invalid("`content` must be a string or an array of content parts.")),
     }
 }
 
@@ -48,34 +41,27 @@ fn part_text(part: &Map<String, Value>) -> Option<String> {
     part.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-fn unsupported_part(param: &str, part: &Map<String, Value>) -> ProxyError {
+fn unsupported_part(param: &ParamPath<'_>, part: &Map<String, Value>) -> ProxyError {
     let kind = part.get("type").and_then(Value::as_str).unwrap_or("(none)");
-    ProxyError::invalid_param(
-        param,
-        format!("Content parts of type `{kind}` are not supported in this message."),
-    )
+    param.invalid(format!(
+        "Content parts of type `{kind}` are not supported in this message."
+    ))
 }
 
 /// A user message's content as Responses input parts.
-pub fn user_parts(content: Value, param: &str) -> Result<Vec<Value>, ProxyError> {
+pub fn user_parts(content: Value, param: &ParamPath<'_>) -> Result<Vec<Value>, ProxyError> {
     let parts = match content {
         Value::String(text) => return Ok(vec![json!({"type": "input_text", "text": text})]),
         Value::Array(parts) => parts,
         _ => {
-            return Err(ProxyError::invalid_param(
-                param,
-                "`content` must be a string or an array of content parts.",
-            ));
+            return Err(param.invalid("`content` must be a string or an array of content parts."));
         }
     };
     let mut out = Vec::with_capacity(parts.len());
     for (j, part) in parts.into_iter().enumerate() {
-        let part_param = format!("{param}[{j}]");
+        let part_param = param.index(j);
         let Value::Object(mut part) = part else {
-            return Err(ProxyError::invalid_param(
-                &part_param,
-                "content parts must be objects.",
-            ));
+            return Err(part_param.invalid("content parts must be objects."));
         };
         let kind = part
             .get("type")
@@ -87,10 +73,9 @@ pub fn user_parts(content: Value, param: &str) -> Result<Vec<Value>, ProxyError>
             "image_url" => image_part(part.remove("image_url"), &part_param)?,
             "file" => file_part(part.remove("file"), &part_param)?,
             "input_audio" => {
-                return Err(ProxyError::invalid_param(
-                    &part_param,
-                    "Audio input is not supported by the subscription backend.",
-                ));
+                return Err(
+                    part_param.invalid("Audio input is not supported by the subscription backend.")
+                );
             }
             // Responses-style parts sent by clients that speak both dialects.
             "input_text" | "input_image" | "input_file" => Value::Object(part),
@@ -101,7 +86,7 @@ pub fn user_parts(content: Value, param: &str) -> Result<Vec<Value>, ProxyError>
 }
 
 /// `{"type":"image_url","image_url":{"url","detail"}}` → `input_image`.
-fn image_part(image: Option<Value>, param: &str) -> Result<Value, ProxyError> {
+fn image_part(image: Option<Value>, param: &ParamPath<'_>) -> Result<Value, ProxyError> {
     let (url, detail) = match image {
         Some(Value::String(url)) => (url, None),
         Some(Value::Object(mut image)) => match image.remove("url") {
@@ -111,10 +96,10 @@ fn image_part(image: Option<Value>, param: &str) -> Result<Value, ProxyError> {
         _ => (String::new(), None),
     };
     if url.is_empty() {
-        return Err(ProxyError::invalid_param(
-            &format!("{param}.image_url.url"),
-            "an image part needs `image_url.url` (an https URL or a data URL).",
-        ));
+        return Err(param
+            .member("image_url")
+            .member("url")
+            .invalid("an image part needs `image_url.url` (an https URL or a data URL)."));
     }
     Ok(json!({
         "type": "input_image",
@@ -124,10 +109,9 @@ fn image_part(image: Option<Value>, param: &str) -> Result<Value, ProxyError> {
 }
 
 /// `{"type":"file","file":{"file_data","filename","file_id"}}` → `input_file`.
-fn file_part(file: Option<Value>, param: &str) -> Result<Value, ProxyError> {
+fn file_part(file: Option<Value>, param: &ParamPath<'_>) -> Result<Value, ProxyError> {
     let Some(Value::Object(file)) = file else {
-        return Err(ProxyError::invalid_param(
-            &format!("{param}.file"),
+        return Err(param.member("file").invalid(
             "a file part needs a `file` object with `file_data` and `filename` (or `file_id`).",
         ));
     };
@@ -139,8 +123,7 @@ fn file_part(file: Option<Value>, param: &str) -> Result<Value, ProxyError> {
         }
     }
     if part.len() == 1 {
-        return Err(ProxyError::invalid_param(
-            &format!("{param}.file"),
+        return Err(param.member("file").invalid(
             "a file part needs `file_data` (a base64 data URL) and `filename`, or a `file_id`.",
         ));
     }

@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::chat_content::{text_of, user_parts};
 use crate::config::ChatSystemAs;
 use crate::error::ProxyError;
+use crate::param_path::ParamPath;
 
 /// The output given to a call that no tool message answers.
 pub const UNANSWERED_CALL_OUTPUT: &str = "aborted";
@@ -71,25 +72,22 @@ pub fn translate_messages(
     let mut calls = Vec::new();
     let mut results = Vec::new();
     let mut leading = true;
+    let messages_param = ParamPath::Field("messages");
     for (index, message) in messages.into_iter().enumerate() {
-        let param = format!("messages[{index}]");
+        let param = messages_param.index(index);
         let Value::Object(mut message) = message else {
-            return Err(ProxyError::invalid_param(
-                &param,
-                "each message must be an object.",
-            ));
+            return Err(param.invalid("each message must be an object."));
         };
         let role = match message.get("role") {
             Some(Value::String(role)) => role.clone(),
             _ => {
-                return Err(ProxyError::invalid_param(
-                    &format!("{param}.role"),
-                    "each message needs a `role` string.",
-                ));
+                return Err(param
+                    .member("role")
+                    .invalid("each message needs a `role` string."));
             }
         };
         let content = message.remove("content").unwrap_or(Value::Null);
-        let content_param = format!("{param}.content");
+        let content_param = param.member("content");
         if role != "system" && role != "developer" {
             leading = false;
         }
@@ -119,17 +117,16 @@ pub fn translate_messages(
                 if !text.is_empty() {
                     input.push(message_item("assistant", "output_text", text));
                 }
-                assistant_calls(&message, index, &mut input, &mut calls)?;
+                assistant_calls(&message, index, &param, &mut input, &mut calls)?;
             }
             "tool" => {
                 let call_id = match message.get("tool_call_id") {
                     Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
                     None | Some(Value::Null) | Some(Value::String(_)) => None,
                     Some(_) => {
-                        return Err(ProxyError::invalid_param(
-                            &format!("{param}.tool_call_id"),
-                            "`tool_call_id` must be a string.",
-                        ));
+                        return Err(param
+                            .member("tool_call_id")
+                            .invalid("`tool_call_id` must be a string."));
                     }
                 };
                 results.push(ToolResult {
@@ -142,8 +139,7 @@ pub fn translate_messages(
             }
             "function" => {
                 let Some(Value::String(name)) = message.get("name") else {
-                    return Err(ProxyError::invalid_param(
-                        &format!("{param}.name"),
+                    return Err(param.member("name").invalid(
                         "a `function` message needs the `name` of the function it answers.",
                     ));
                 };
@@ -156,12 +152,9 @@ pub fn translate_messages(
                 input.push(output_item(text_of(content, &content_param)?));
             }
             _ => {
-                return Err(ProxyError::invalid_param(
-                    &format!("{param}.role"),
-                    format!(
-                        "Unknown role `{role}`; expected system, developer, user, assistant, tool or function."
-                    ),
-                ));
+                return Err(param.member("role").invalid(format!(
+                    "Unknown role `{role}`; expected system, developer, user, assistant, tool or function."
+                )));
             }
         }
     }
@@ -177,6 +170,7 @@ pub fn translate_messages(
 fn assistant_calls(
     message: &Map<String, Value>,
     index: usize,
+    param: &ParamPath<'_>,
     input: &mut Vec<Value>,
     calls: &mut Vec<Call>,
 ) -> Result<(), ProxyError> {
@@ -194,22 +188,20 @@ fn assistant_calls(
     match message.get("tool_calls") {
         None | Some(Value::Null) => {}
         Some(Value::Array(tool_calls)) => {
+            let tool_calls_param = param.member("tool_calls");
             for (j, call) in tool_calls.iter().enumerate() {
-                let param = format!("messages[{index}].tool_calls[{j}]");
+                let call_param = tool_calls_param.index(j);
                 let kind = call
                     .get("type")
                     .and_then(Value::as_str)
                     .unwrap_or("function");
                 if kind != "function" {
-                    return Err(ProxyError::invalid_param(
-                        &format!("{param}.type"),
-                        format!(
-                            "Tool calls of type `{kind}` are not supported on /v1/chat/completions; only `function`."
-                        ),
-                    ));
+                    return Err(call_param.member("type").invalid(format!(
+                        "Tool calls of type `{kind}` are not supported on /v1/chat/completions; only `function`."
+                    )));
                 }
                 let function = call.get("function");
-                let (name, arguments) = function_parts(function, &format!("{param}.function"))?;
+                let (name, arguments) = function_parts(function, &call_param.member("function"))?;
                 let id = match call.get("id") {
                     Some(Value::String(id)) if !id.is_empty() => id.clone(),
                     _ => format!("call_{index}_{j}"),
@@ -218,17 +210,15 @@ fn assistant_calls(
             }
         }
         Some(_) => {
-            return Err(ProxyError::invalid_param(
-                &format!("messages[{index}].tool_calls"),
-                "`tool_calls` must be an array.",
-            ));
+            return Err(param
+                .member("tool_calls")
+                .invalid("`tool_calls` must be an array."));
         }
     }
     match message.get("function_call") {
         None | Some(Value::Null) => {}
         function => {
-            let param = format!("messages[{index}].function_call");
-            let (name, arguments) = function_parts(function, &param)?;
+            let (name, arguments) = function_parts(function, &param.member("function_call"))?;
             push(format!("call_{index}_fn"), name, arguments, input);
         }
     }
@@ -236,12 +226,14 @@ fn assistant_calls(
 }
 
 /// `name` and `arguments` (a JSON string; other JSON is serialised) of a call's function.
-fn function_parts(function: Option<&Value>, param: &str) -> Result<(String, String), ProxyError> {
+fn function_parts(
+    function: Option<&Value>,
+    param: &ParamPath<'_>,
+) -> Result<(String, String), ProxyError> {
     let Some(Value::String(name)) = function.and_then(|f| f.get("name")) else {
-        return Err(ProxyError::invalid_param(
-            &format!("{param}.name"),
-            "a tool call needs a function `name`.",
-        ));
+        return Err(param
+            .member("name")
+            .invalid("a tool call needs a function `name`."));
     };
     let arguments = match function.and_then(|f| f.get("arguments")) {
         None | Some(Value::Null) => "{}".to_string(),

@@ -321,3 +321,71 @@ fn missing_and_mistyped_fields_name_the_parameter() {
         assert_eq!(error.param().as_deref(), Some(param));
     }
 }
+
+#[test]
+fn errors_name_the_exact_place_of_the_bad_value() {
+    let function = |name: Value| json!({"type": "function", "function": {"name": name}});
+    let cases = [
+        (
+            json!({"messages": [user("x")], "tools": [function(json!("f")), function(json!(7))]}),
+            "tools[1].function.name",
+        ),
+        (
+            json!({"messages": [user("x")], "tools": [{"type": "code_interpreter"}]}),
+            "tools[0].type",
+        ),
+        (
+            json!({"messages": [user("x")], "tools": [{"type": "function", "function": null}]}),
+            "tools[0].function",
+        ),
+        (
+            json!({"messages": [user("x")], "functions": [{"description": "no name"}]}),
+            "functions[0].name",
+        ),
+        (
+            json!({"messages": [user("x"), {"role": "user", "content": [
+            {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {}}]}]}),
+            "messages[1].content[1].image_url.url",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": [{"type": "file", "file": 3}]}]}),
+            "messages[0].content[0].file",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}),
+            "messages[0].content[0]",
+        ),
+        (
+            json!({"messages": [user("x"), {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+            {"id": "c2", "type": "function", "function": {"arguments": "{}"}}]}]}),
+            "messages[1].tool_calls[1].function.name",
+        ),
+        (
+            json!({"messages": [{"role": "assistant", "tool_calls": [{"type": "custom"}]}]}),
+            "messages[0].tool_calls[0].type",
+        ),
+        (
+            json!({"messages": [{"role": "assistant", "tool_calls": {}}]}),
+            "messages[0].tool_calls",
+        ),
+        (
+            json!({"messages": [{"role": "assistant", "function_call": {"arguments": "{}"}}]}),
+            "messages[0].function_call.name",
+        ),
+        (
+            json!({"messages": [{"role": "system", "content": 5}]}),
+            "messages[0].content",
+        ),
+        (
+            json!({"messages": [user("x"), "not an object"]}),
+            "messages[1]",
+        ),
+    ];
+    for (mut body, param) in cases {
+        body["model"] = json!("m");
+        let error = run(body.clone()).expect_err("refused");
+        assert_eq!(error.param().as_deref(), Some(param), "{body}");
+        assert_eq!(error.status(), 400, "{body}");
+    }
+}

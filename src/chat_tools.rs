@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::ProxyError;
+use crate::param_path::ParamPath;
 
 /// `tools` (or the deprecated `functions`) plus `web_search_options`, as Responses tools.
 pub fn tools(fields: &mut Map<String, Value>) -> Result<Option<Value>, ProxyError> {
@@ -23,12 +24,12 @@ pub fn tools(fields: &mut Map<String, Value>) -> Result<Option<Value>, ProxyErro
         (Some(Value::Array(tools)), None) => tools
             .into_iter()
             .enumerate()
-            .map(|(i, tool)| chat_tool(tool, &format!("tools[{i}]")))
+            .map(|(i, tool)| chat_tool(tool, &ParamPath::Field("tools").index(i)))
             .collect::<Result<_, _>>()?,
         (None, Some(Value::Array(functions))) => functions
             .into_iter()
             .enumerate()
-            .map(|(i, function)| function_tool(function, &format!("functions[{i}]")))
+            .map(|(i, function)| function_tool(function, &ParamPath::Field("functions").index(i)))
             .collect::<Result<_, _>>()?,
         (Some(_), None) => {
             return Err(ProxyError::invalid_param(
@@ -56,53 +57,53 @@ pub fn tools(fields: &mut Map<String, Value>) -> Result<Option<Value>, ProxyErro
     Ok((!tools.is_empty()).then_some(Value::Array(tools)))
 }
 
-/// One chat tool as a Responses tool.
-fn chat_tool(tool: Value, param: &str) -> Result<Value, ProxyError> {
+/// One chat tool as a Responses tool, taken apart rather than copied (a tool's schema can be
+/// large, and an agent sends dozens of tools).
+fn chat_tool(mut tool: Value, param: &ParamPath<'_>) -> Result<Value, ProxyError> {
     let kind = tool.get("type").and_then(Value::as_str).unwrap_or("");
     match kind {
-        "function" => match tool.get("function") {
-            Some(function) => function_tool(function.clone(), &format!("{param}.function")),
-            // Already the flat Responses shape.
-            None => function_tool(tool, param),
-        },
-        _ if kind.starts_with("web_search") => Ok(tool),
-        "custom" => Err(ProxyError::invalid_param(
-            param,
-            "Custom (free-form) tools are not supported on /v1/chat/completions; use /v1/responses.",
-        )),
-        _ => Err(ProxyError::invalid_param(
-            &format!("{param}.type"),
-            format!(
+        "function" => {}
+        _ if kind.starts_with("web_search") => return Ok(tool),
+        "custom" => {
+            return Err(param.invalid(
+                "Custom (free-form) tools are not supported on /v1/chat/completions; use /v1/responses.",
+            ));
+        }
+        _ => {
+            return Err(param.member("type").invalid(format!(
                 "Tools of type `{kind}` are not supported; use `function` tools or `web_search_options`."
-            ),
-        )),
+            )));
+        }
+    }
+    match tool
+        .as_object_mut()
+        .and_then(|fields| fields.remove("function"))
+    {
+        Some(function) => function_tool(function, &param.member("function")),
+        // Already the flat Responses shape.
+        None => function_tool(tool, param),
     }
 }
 
 /// A chat function definition as a flat Responses function tool. `strict` defaults to false,
 /// as on Chat Completions (Responses would default it to true and refuse loose schemas).
-fn function_tool(function: Value, param: &str) -> Result<Value, ProxyError> {
-    let Value::Object(function) = function else {
-        return Err(ProxyError::invalid_param(
-            param,
-            "a function definition must be an object.",
-        ));
+fn function_tool(function: Value, param: &ParamPath<'_>) -> Result<Value, ProxyError> {
+    let Value::Object(mut function) = function else {
+        return Err(param.invalid("a function definition must be an object."));
     };
-    let Some(Value::String(name)) = function.get("name") else {
-        return Err(ProxyError::invalid_param(
-            &format!("{param}.name"),
-            "a function needs a `name`.",
-        ));
+    let name = match function.remove("name") {
+        Some(name @ Value::String(_)) => name,
+        _ => return Err(param.member("name").invalid("a function needs a `name`.")),
     };
     let mut tool = Map::new();
     tool.insert("type".into(), json!("function"));
-    tool.insert("name".into(), json!(name));
-    if let Some(description @ Value::String(_)) = function.get("description") {
-        tool.insert("description".into(), description.clone());
+    tool.insert("name".into(), name);
+    if let Some(description @ Value::String(_)) = function.remove("description") {
+        tool.insert("description".into(), description);
     }
-    let parameters = match function.get("parameters") {
+    let parameters = match function.remove("parameters") {
         None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
-        Some(parameters) => parameters.clone(),
+        Some(parameters) => parameters,
     };
     tool.insert("parameters".into(), parameters);
     let strict = function.get("strict").and_then(Value::as_bool);

@@ -11,6 +11,7 @@
 //! - [`caller_auth`]: constant-time bearer check; the public-path allowlist.
 //! - [`json_body`]: request body → JSON object, with errors that name the problem; JSON text out.
 //! - [`param_policy`]: the table deciding, per field, forward / rewrite / drop / reject.
+//! - [`param_path`]: where a value sits in a request body, written out only for an error.
 //! - [`responses_request`]: `/v1/responses` body → Codex backend body.
 //! - [`chat_request`]: `/v1/chat/completions` body → Codex backend body (via the Responses
 //!   normalisation); tools, tool_choice, response_format, reasoning, effort aliases.
@@ -92,6 +93,7 @@ pub mod login;
 pub mod login_browser;
 pub mod metrics;
 pub mod oauth;
+pub mod param_path;
 pub mod param_policy;
 pub mod pool_probe;
 pub mod quota;
