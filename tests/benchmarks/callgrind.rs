@@ -4,7 +4,8 @@
 //! doing, so it is the figure to compare before and after a change to the proxy.
 //!
 //! Each kind of request runs against a fresh proxy under `valgrind --tool=callgrind`: 200
-//! sequential requests (20 deltas) for each of the four kinds, plus 20 streams of 1,000
+//! sequential requests (20 deltas) for each of the four kinds and for a chat whose body is an
+//! agent's conversation of 34 messages and 10 tools, plus 20 streams of 1,000
 //! deltas, then SIGTERM so callgrind writes its counts; a run with no requests at all is
 //! subtracted as the baseline (start-up and shutdown). The output files stay in
 //! `target/callgrind/`, and the busiest functions (inclusive) of the aggregated
@@ -21,7 +22,7 @@ use crate::fast_fake::Scenario;
 use crate::load::Sequential;
 use crate::proxy_process::ProxyProcess;
 use crate::stats::Table;
-use crate::via::{Request, Via};
+use crate::via::{Request, Via, agent_chat_body};
 use crate::{Bench, BenchResult, SHORT_SCENARIO};
 
 /// Worker threads of the proxy under callgrind (it runs one thread at a time anyway).
@@ -43,36 +44,52 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 const STOP_LIMIT: Duration = Duration::from_secs(60);
 
-/// What a run sends: the path, whether it streams, and the scenario.
-pub type Kind = (Via, bool, Scenario);
+/// What a run sends: the path, whether it streams, the scenario, and for chat whether the
+/// body is an agent's long conversation with tools ([`agent_chat_body`]) rather than one
+/// message.
+pub type Kind = (Via, bool, Scenario, Body);
+
+/// The shape of a run's request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// The body every other section sends.
+    Short,
+    /// A chat body of 34 messages and 10 tools ([`agent_chat_body`]).
+    Agent,
+}
 
 /// The runs, each against a fresh proxy: a baseline that only starts and stops, then each
 /// kind of request (`syscalls.rs` counts the same runs).
-pub const RUNS: [(&str, Option<Kind>, u64); 6] = [
+pub const RUNS: [(&str, Option<Kind>, u64); 7] = [
     ("baseline", None, 0),
     (
         "proxy-aggregated",
-        Some((Via::Proxy, false, SHORT_SCENARIO)),
+        Some((Via::Proxy, false, SHORT_SCENARIO, Body::Short)),
         REQUESTS,
     ),
     (
         "proxy-stream",
-        Some((Via::Proxy, true, SHORT_SCENARIO)),
+        Some((Via::Proxy, true, SHORT_SCENARIO, Body::Short)),
         REQUESTS,
     ),
     (
         "chat-aggregated",
-        Some((Via::Chat, false, SHORT_SCENARIO)),
+        Some((Via::Chat, false, SHORT_SCENARIO, Body::Short)),
         REQUESTS,
     ),
     (
         "chat-stream",
-        Some((Via::Chat, true, SHORT_SCENARIO)),
+        Some((Via::Chat, true, SHORT_SCENARIO, Body::Short)),
+        REQUESTS,
+    ),
+    (
+        "chat-agent-aggregated",
+        Some((Via::Chat, false, SHORT_SCENARIO, Body::Agent)),
         REQUESTS,
     ),
     (
         "proxy-stream-1000",
-        Some((Via::Proxy, true, LONG_SCENARIO)),
+        Some((Via::Proxy, true, LONG_SCENARIO, Body::Short)),
         LONG_STREAMS,
     ),
 ];
@@ -103,9 +120,14 @@ pub fn run_wrapped(
 fn drive(proxy: &ProxyProcess, kind: Option<Kind>, requests: u64) -> (u64, u64) {
     match kind {
         None => (0, 0),
-        Some((via, stream, scenario)) => {
+        Some((via, stream, scenario, body)) => {
             let target = Bench::through(proxy, via);
-            let request = Request::new(target, scenario, stream);
+            let request = match body {
+                Body::Short => Request::new(target, scenario, stream),
+                Body::Agent => {
+                    Request::with_body(target, agent_chat_body(scenario, stream), stream)
+                }
+            };
             let run = Sequential::new(vec![request]).run(requests, RUN_LIMIT);
             (run.ok, run.failed)
         }

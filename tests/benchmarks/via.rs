@@ -173,6 +173,15 @@ impl Request {
             stream,
         }
     }
+
+    /// A request with the given body (which must ask for `stream` as it says).
+    pub fn with_body(target: Target, body: Vec<u8>, stream: bool) -> Request {
+        Request {
+            target,
+            body: Arc::new(body),
+            stream,
+        }
+    }
 }
 
 /// A request body for `via` asking the fake for `scenario`: a Responses body with a `bench`
@@ -196,6 +205,50 @@ pub fn request_body(via: Via, scenario: Scenario, stream: bool) -> Vec<u8> {
     }
     .to_string()
     .into_bytes()
+}
+
+/// A chat body shaped like a coding agent's turn, for `scenario`: a system prompt, the
+/// `bench:` user message, then eight rounds of a tool call, its result, a reply and a user
+/// message with a text part (34 messages in all), and ten function tools with JSON schemas.
+/// A short request hides what a translation costs per message and per tool; real clients send
+/// whole conversations.
+pub fn agent_chat_body(scenario: Scenario, stream: bool) -> Vec<u8> {
+    let file_text = "fn main() {\n    println!(\"hello\");\n}\n".repeat(20);
+    let mut messages = vec![
+        json!({"role": "system", "content": "You are a careful coding agent. ".repeat(40)}),
+        json!({"role": "user", "content": scenario.to_message()}),
+    ];
+    for round in 0..8 {
+        let id = format!("call_{round:02}");
+        messages.push(json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": id, "type": "function",
+            "function": {"name": "read_file", "arguments": format!("{{\"path\":\"src/f{round}.rs\"}}")},
+        }]}));
+        messages.push(json!({"role": "tool", "tool_call_id": id, "content": file_text}));
+        messages.push(
+            json!({"role": "assistant", "content": "The file prints a greeting. ".repeat(6)}),
+        );
+        messages.push(json!({"role": "user", "content": [
+            {"type": "text", "text": format!("Now look at the next file, number {round}.")},
+        ]}));
+    }
+    let tools: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({"type": "function", "function": {
+                "name": format!("tool_{i}"),
+                "description": "Reads or changes the working tree. ".repeat(3),
+                "parameters": {"type": "object", "required": ["path"], "properties": {
+                    "path": {"type": "string", "description": "A path in the repository."},
+                    "start": {"type": "integer", "minimum": 1},
+                    "end": {"type": "integer", "minimum": 1},
+                    "mode": {"type": "string", "enum": ["read", "write", "append"]},
+                }},
+            }})
+        })
+        .collect();
+    json!({"model": "gpt-5.5", "messages": messages, "tools": tools, "stream": stream})
+        .to_string()
+        .into_bytes()
 }
 
 /// The body the proxy sends upstream for `body`, with its default configuration.
