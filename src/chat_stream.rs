@@ -328,25 +328,12 @@ impl ChatStreamTranslator {
             name: Some(item.name.as_deref().unwrap_or("")),
             arguments,
         };
-        match self.style {
-            CallStyle::Tools => {
-                let call = ToolCallDelta {
-                    index,
-                    id: Some(item.call_id.as_deref().unwrap_or("")),
-                    kind: Some("function"),
-                    function,
-                };
-                self.chunk(out, &ToolCallsDelta { tool_calls: [call] }, None);
-            }
-            CallStyle::LegacyFunctions if index == 0 => {
-                let delta = FunctionCallDelta {
-                    function_call: function,
-                };
-                self.chunk(out, &delta, None);
-            }
-            // The legacy API has room for one call (parallel calls are switched off upstream).
-            CallStyle::LegacyFunctions => {}
-        }
+        self.call_chunk(
+            out,
+            index,
+            Some(item.call_id.as_deref().unwrap_or("")),
+            function,
+        );
     }
 
     fn arguments_delta(&mut self, out: &mut Vec<u8>, key: &str, delta: &str) {
@@ -367,12 +354,24 @@ impl ChatStreamTranslator {
             name: None,
             arguments,
         };
+        self.call_chunk(out, index, None, function);
+    }
+
+    /// A chunk of call `index`: its first (with `call_id`, the type and the name) or a later
+    /// one (arguments only), in the caller's style.
+    fn call_chunk(
+        &self,
+        out: &mut Vec<u8>,
+        index: usize,
+        call_id: Option<&str>,
+        function: FunctionDelta<'_>,
+    ) {
         match self.style {
             CallStyle::Tools => {
                 let call = ToolCallDelta {
                     index,
-                    id: None,
-                    kind: None,
+                    id: call_id,
+                    kind: call_id.map(|_| "function"),
                     function,
                 };
                 self.chunk(out, &ToolCallsDelta { tool_calls: [call] }, None);
@@ -383,6 +382,7 @@ impl ChatStreamTranslator {
                 };
                 self.chunk(out, &delta, None);
             }
+            // The legacy API has room for one call (parallel calls are switched off upstream).
             CallStyle::LegacyFunctions => {}
         }
     }
