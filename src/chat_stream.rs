@@ -245,10 +245,12 @@ impl ChatStreamTranslator {
             "response.failed" => {
                 let response = response_of(event);
                 let failure = ProxyError::ResponseFailed {
-                    code: (response.error_field("code"))
+                    code: response
+                        .error_field("code")
                         .unwrap_or(Cow::Borrowed("response_failed"))
                         .into_owned(),
-                    message: (response.error_field("message"))
+                    message: response
+                        .error_field("message")
                         .unwrap_or(Cow::Borrowed("The upstream response failed."))
                         .into_owned(),
                 };
