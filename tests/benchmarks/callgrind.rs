@@ -4,8 +4,8 @@
 //! doing, so it is the figure to compare before and after a change to the proxy.
 //!
 //! Each kind of request runs against a fresh proxy under `valgrind --tool=callgrind`: 200
-//! sequential requests (20 deltas) for each of the four kinds and for a chat whose body is an
-//! agent's conversation of 34 messages and 10 tools, plus 20 streams of 1,000
+//! sequential requests (20 deltas) for each of the four kinds and for an agent's turn (34
+//! messages and 10 tools) on both endpoints, plus 20 streams of 1,000
 //! deltas, then SIGTERM so callgrind writes its counts; a run with no requests at all is
 //! subtracted as the baseline (start-up and shutdown). The output files stay in
 //! `target/callgrind/`, and the busiest functions (inclusive) of the aggregated
@@ -22,7 +22,7 @@ use crate::fast_fake::Scenario;
 use crate::load::Sequential;
 use crate::proxy_process::ProxyProcess;
 use crate::stats::Table;
-use crate::via::{Request, Via, agent_chat_body};
+use crate::via::{Request, Via, agent_chat_body, agent_responses_body};
 use crate::{Bench, BenchResult, SHORT_SCENARIO};
 
 /// Worker threads of the proxy under callgrind (it runs one thread at a time anyway).
@@ -44,9 +44,8 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 const STOP_LIMIT: Duration = Duration::from_secs(60);
 
-/// What a run sends: the path, whether it streams, the scenario, and for chat whether the
-/// body is an agent's long conversation with tools ([`agent_chat_body`]) rather than one
-/// message.
+/// What a run sends: the path, whether it streams, the scenario, and whether the body is an
+/// agent's long conversation with tools rather than one message.
 pub type Kind = (Via, bool, Scenario, Body);
 
 /// The shape of a run's request body.
@@ -54,13 +53,14 @@ pub type Kind = (Via, bool, Scenario, Body);
 pub enum Body {
     /// The body every other section sends.
     Short,
-    /// A chat body of 34 messages and 10 tools ([`agent_chat_body`]).
+    /// An agent's turn of 34 messages and 10 tools ([`agent_chat_body`],
+    /// [`agent_responses_body`]).
     Agent,
 }
 
 /// The runs, each against a fresh proxy: a baseline that only starts and stops, then each
 /// kind of request (`syscalls.rs` counts the same runs).
-pub const RUNS: [(&str, Option<Kind>, u64); 7] = [
+pub const RUNS: [(&str, Option<Kind>, u64); 8] = [
     ("baseline", None, 0),
     (
         "proxy-aggregated",
@@ -80,6 +80,11 @@ pub const RUNS: [(&str, Option<Kind>, u64); 7] = [
     (
         "chat-stream",
         Some((Via::Chat, true, SHORT_SCENARIO, Body::Short)),
+        REQUESTS,
+    ),
+    (
+        "proxy-agent-aggregated",
+        Some((Via::Proxy, false, SHORT_SCENARIO, Body::Agent)),
         REQUESTS,
     ),
     (
@@ -124,8 +129,11 @@ fn drive(proxy: &ProxyProcess, kind: Option<Kind>, requests: u64) -> (u64, u64) 
             let target = Bench::through(proxy, via);
             let request = match body {
                 Body::Short => Request::new(target, scenario, stream),
-                Body::Agent => {
+                Body::Agent if via == Via::Chat => {
                     Request::with_body(target, agent_chat_body(scenario, stream), stream)
+                }
+                Body::Agent => {
+                    Request::with_body(target, agent_responses_body(scenario, stream), stream)
                 }
             };
             let run = Sequential::new(vec![request]).run(requests, RUN_LIMIT);

@@ -207,48 +207,110 @@ pub fn request_body(via: Via, scenario: Scenario, stream: bool) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A chat body shaped like a coding agent's turn, for `scenario`: a system prompt, the
-/// `bench:` user message, then eight rounds of a tool call, its result, a reply and a user
-/// message with a text part (34 messages in all), and ten function tools with JSON schemas.
-/// A short request hides what a translation costs per message and per tool; real clients send
-/// whole conversations.
+/// The conversation of a coding agent's turn, for `scenario`: a system prompt, the `bench:`
+/// user message, then eight rounds of a tool call, its result (a 600-byte file), a reply and a
+/// user message (34 messages in all), and ten function tools with JSON schemas. A short
+/// request hides what the proxy's work costs per message and per tool; real clients send whole
+/// conversations.
+struct AgentTurn {
+    system: String,
+    bench_message: String,
+    file_text: String,
+}
+
+impl AgentTurn {
+    fn new(scenario: Scenario) -> AgentTurn {
+        AgentTurn {
+            system: "You are a careful coding agent. ".repeat(40),
+            bench_message: scenario.to_message(),
+            file_text: "fn main() {\n    println!(\"hello\");\n}\n".repeat(20),
+        }
+    }
+
+    /// The call id, arguments, reply and next user message of round `round`.
+    fn round(round: usize) -> (String, String, String, String) {
+        (
+            format!("call_{round:02}"),
+            format!("{{\"path\":\"src/f{round}.rs\"}}"),
+            "The file prints a greeting. ".repeat(6),
+            format!("Now look at the next file, number {round}."),
+        )
+    }
+
+    fn schema() -> Value {
+        json!({"type": "object", "required": ["path"], "properties": {
+            "path": {"type": "string", "description": "A path in the repository."},
+            "start": {"type": "integer", "minimum": 1},
+            "end": {"type": "integer", "minimum": 1},
+            "mode": {"type": "string", "enum": ["read", "write", "append"]},
+        }})
+    }
+
+    const DESCRIPTION: &str =
+        "Reads or changes the working tree. Reads or changes the working tree.";
+}
+
+/// An agent's turn ([`AgentTurn`]) as a `/v1/chat/completions` body.
 pub fn agent_chat_body(scenario: Scenario, stream: bool) -> Vec<u8> {
-    let file_text = "fn main() {\n    println!(\"hello\");\n}\n".repeat(20);
+    let turn = AgentTurn::new(scenario);
     let mut messages = vec![
-        json!({"role": "system", "content": "You are a careful coding agent. ".repeat(40)}),
-        json!({"role": "user", "content": scenario.to_message()}),
+        json!({"role": "system", "content": turn.system}),
+        json!({"role": "user", "content": turn.bench_message}),
     ];
     for round in 0..8 {
-        let id = format!("call_{round:02}");
-        messages.push(json!({"role": "assistant", "content": null, "tool_calls": [{
-            "id": id, "type": "function",
-            "function": {"name": "read_file", "arguments": format!("{{\"path\":\"src/f{round}.rs\"}}")},
-        }]}));
-        messages.push(json!({"role": "tool", "tool_call_id": id, "content": file_text}));
+        let (id, arguments, reply, next) = AgentTurn::round(round);
         messages.push(
-            json!({"role": "assistant", "content": "The file prints a greeting. ".repeat(6)}),
+            json!({"role": "assistant", "content": null, "tool_calls": [{
+                "id": id, "type": "function",
+                "function": {"name": "read_file", "arguments": arguments},
+            }]}),
         );
-        messages.push(json!({"role": "user", "content": [
-            {"type": "text", "text": format!("Now look at the next file, number {round}.")},
-        ]}));
+        messages.push(json!({"role": "tool", "tool_call_id": id, "content": turn.file_text}));
+        messages.push(json!({"role": "assistant", "content": reply}));
+        messages.push(json!({"role": "user", "content": [{"type": "text", "text": next}]}));
     }
     let tools: Vec<Value> = (0..10)
         .map(|i| {
             json!({"type": "function", "function": {
                 "name": format!("tool_{i}"),
-                "description": "Reads or changes the working tree. ".repeat(3),
-                "parameters": {"type": "object", "required": ["path"], "properties": {
-                    "path": {"type": "string", "description": "A path in the repository."},
-                    "start": {"type": "integer", "minimum": 1},
-                    "end": {"type": "integer", "minimum": 1},
-                    "mode": {"type": "string", "enum": ["read", "write", "append"]},
-                }},
+                "description": AgentTurn::DESCRIPTION,
+                "parameters": AgentTurn::schema(),
             }})
         })
         .collect();
     json!({"model": "gpt-5.5", "messages": messages, "tools": tools, "stream": stream})
         .to_string()
         .into_bytes()
+}
+
+/// The same turn ([`AgentTurn`]) as a `/v1/responses` body, in the Codex CLI's shapes.
+pub fn agent_responses_body(scenario: Scenario, stream: bool) -> Vec<u8> {
+    let turn = AgentTurn::new(scenario);
+    let mut input = vec![json!({"type": "message", "role": "user", "content": turn.bench_message})];
+    for round in 0..8 {
+        let (id, arguments, reply, next) = AgentTurn::round(round);
+        input.push(
+            json!({"type": "function_call", "call_id": id, "name": "read_file",
+                          "arguments": arguments}),
+        );
+        input.push(json!({"type": "function_call_output", "call_id": id,
+                          "output": turn.file_text}));
+        input.push(json!({"type": "message", "role": "assistant",
+                          "content": [{"type": "output_text", "text": reply}]}));
+        input.push(json!({"type": "message", "role": "user",
+                          "content": [{"type": "input_text", "text": next}]}));
+    }
+    let tools: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({"type": "function", "name": format!("tool_{i}"),
+                   "description": AgentTurn::DESCRIPTION, "parameters": AgentTurn::schema(),
+                   "strict": false})
+        })
+        .collect();
+    json!({"model": "gpt-5.5", "instructions": turn.system, "input": input, "tools": tools,
+           "stream": stream})
+    .to_string()
+    .into_bytes()
 }
 
 /// The body the proxy sends upstream for `body`, with its default configuration.
