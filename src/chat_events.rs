@@ -8,7 +8,11 @@
 //!
 //! What each field means is exactly what a `Value` reader of the same text would see: a field
 //! of the wrong type counts as absent, a key given twice keeps its last value, and text that no
-//! `Value` reader takes (not an object, invalid, nested too deep) is no event at all.
+//! `Value` reader takes (not an object, invalid, nested too deep) is no event at all. One
+//! difference, on purpose: a value the translator skips is checked for JSON grammar only, so a
+//! lone surrogate in a `\u` escape or a number past `f64`'s range inside a field it never reads
+//! does not make the event unreadable, as it would make a tree (the `/v1/responses` relay's
+//! reader has always done the same).
 
 use std::borrow::Cow;
 
@@ -176,6 +180,21 @@ mod tests {
         ] {
             assert_same_as_tree(data);
         }
+    }
+
+    #[test]
+    fn a_value_never_read_is_checked_for_grammar_only() {
+        let data =
+            r#"{"type":"response.output_text.delta","delta":"Hi","logprobs":["\ud800"],"n":1e400}"#;
+        assert!(as_tree(data).is_none(), "a tree refuses the lone surrogate");
+        let event = ChatEvent::parse(data).expect("read");
+        assert_eq!(event.delta, "Hi");
+        let bad_delta = r#"{"type":"response.output_text.delta","delta":"\ud800"}"#;
+        let event = ChatEvent::parse(bad_delta).expect("read");
+        assert_eq!(
+            event.delta, "",
+            "a field that is read is read as a tree reads it"
+        );
     }
 
     #[test]

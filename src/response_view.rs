@@ -9,7 +9,8 @@
 //!
 //! Every reader here sees what a `Value` reader of the same text sees: a field of the wrong
 //! type counts as absent, a key given twice keeps its last value, and a value that is not an
-//! object has no fields. The texts read here were checked as JSON (and for depth) on the way in.
+//! object has no fields. The texts read here were checked as JSON (and for depth) on the way in;
+//! values that are skipped, not read, are checked for grammar only (see `chat_events`).
 
 use std::borrow::Cow;
 
