@@ -13,6 +13,7 @@
 //! - [`param_policy`]: the table deciding, per field, forward / rewrite / drop / reject.
 //! - [`param_path`]: where a value sits in a request body, written out only for an error.
 //! - [`responses_request`]: `/v1/responses` body → Codex backend body.
+//! - [`raw_input`]: a `/v1/responses` `input` array kept as the caller's text, items changed only as needed.
 //! - [`chat_request`]: `/v1/chat/completions` body → Codex backend body (via the Responses
 //!   normalisation); tools, tool_choice, response_format, reasoning, effort aliases.
 //! - [`chat_messages`]: chat `messages` → Responses input items; tool-call pairing repair.
@@ -97,6 +98,7 @@ pub mod param_path;
 pub mod param_policy;
 pub mod pool_probe;
 pub mod quota;
+pub mod raw_input;
 pub mod read_buffer;
 pub mod response_text;
 pub mod response_view;

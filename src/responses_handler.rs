@@ -3,19 +3,17 @@
 
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
-use crate::json_body::parse_object;
 use crate::responses_relay::ResponsesTranscript;
-use crate::responses_request::{NormaliseOptions, normalise};
+use crate::responses_request::{NormaliseOptions, normalise_text};
 use crate::routes::Proxy;
 use crate::stream_pump::{aggregate, open_upstream, relay};
 
 /// Serves one `/v1/responses` request.
 pub fn serve(proxy: &Proxy, exchange: &mut Exchange) -> Result<(), ProxyError> {
-    let body = parse_object(&exchange.body)?;
     let options = NormaliseOptions {
         default_instructions: &proxy.config.default_instructions,
     };
-    let request = normalise(body, &options)?;
+    let request = normalise_text(&exchange.body, &options)?;
     exchange.model = Some(request.model.clone());
     let Some((upstream, headers)) = open_upstream(proxy, exchange, &request) else {
         return Ok(());

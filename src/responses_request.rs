@@ -1,16 +1,29 @@
 //! Normalises a `/v1/responses` request body into what the Codex backend accepts (contract
 //! §4.2–§4.6, §9.1). Pure: JSON in, JSON out.
+//!
+//! [`normalise_text`] reads a caller's body and keeps its `input` array as text
+//! ([`crate::raw_input`]): an agent's conversation is most of a request, and the proxy only
+//! looks at a few keys of each item. [`normalise`] takes a tree (the chat translation's).
 
 use serde_json::{Map, Value, json};
 
 use crate::error::ProxyError;
+use crate::json_body::parse_object;
 use crate::param_policy::{Disposition, Endpoint, disposition};
+use crate::raw_input::{
+    BodyRead, InputRead, ItemRead, may_hold_a_lone_surrogate, normalise_items, read_body,
+};
+use crate::response_text::within_depth;
 
 /// A request ready for the upstream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamRequest {
-    /// The body to POST to the backend's responses endpoint.
+    /// The body to POST to the backend's responses endpoint; without `input` when
+    /// `raw_input` holds it.
     pub body: Value,
+    /// The normalised `input` as JSON text, when it was kept as the caller's text
+    /// ([`normalise_text`]).
+    pub raw_input: Option<String>,
     /// Whether the caller asked for a stream.
     pub stream: bool,
     /// The model id, for logs.
@@ -29,10 +42,70 @@ pub struct NormaliseOptions<'a> {
 /// The include entry that keeps reasoning usable across turns with `store:false`.
 const ENCRYPTED_REASONING: &str = "reasoning.encrypted_content";
 
-/// Turns a caller's `/v1/responses` body into the upstream body.
+impl UpstreamRequest {
+    /// The body as JSON text, `input` spliced in when it was kept as text.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        let raw_input = self.raw_input.as_deref().unwrap_or("");
+        // Sized for a typical body up front: growing from empty copied it five times.
+        let mut out = Vec::with_capacity(4096 + raw_input.len());
+        // Serialising a `Value` into memory cannot fail: its map keys are strings.
+        let _ = serde_json::to_writer(&mut out, &self.body);
+        if self.raw_input.is_some() && out.last() == Some(&b'}') {
+            // `out` is an object's compact text, `{}` or `{…}`: `input` goes before the brace.
+            out.pop();
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"input\":");
+            out.extend_from_slice(raw_input.as_bytes());
+            out.push(b'}');
+        }
+        out
+    }
+}
+
+/// Turns a caller's `/v1/responses` body (bytes as received) into the upstream body, keeping an
+/// `input` array as the caller's text. Anything the fast reading cannot take (invalid JSON, not
+/// an object, nested too deep, a lone surrogate in an escape, an item that is not an object)
+/// goes through [`normalise`] on a tree, which gives the same answer and the same errors; an
+/// `input` that is not an array is read as a tree. See [`crate::raw_input`] for the one
+/// difference (numbers past `f64`'s range).
+pub fn normalise_text(
+    body: &[u8],
+    options: &NormaliseOptions<'_>,
+) -> Result<UpstreamRequest, ProxyError> {
+    let read = std::str::from_utf8(body)
+        .ok()
+        .filter(|text| within_depth(text) && !may_hold_a_lone_surrogate(text))
+        .and_then(read_body);
+    let Some(BodyRead { mut fields, input }) = read else {
+        return normalise(parse_object(body)?, options);
+    };
+    match input {
+        Some(InputRead::Items(items)) => normalise_parts(fields, options, Some(&items)),
+        Some(InputRead::Tree(value)) => {
+            fields.insert("input".into(), value);
+            normalise(fields, options)
+        }
+        None => normalise(fields, options),
+    }
+}
+
+/// Turns a caller's `/v1/responses` body, as a tree, into the upstream body.
 pub fn normalise(
     body: Map<String, Value>,
     options: &NormaliseOptions<'_>,
+) -> Result<UpstreamRequest, ProxyError> {
+    normalise_parts(body, options, None)
+}
+
+/// [`normalise`], with the `input` array kept as text when `raw_items` holds it (and `body`
+/// then has no `input`). The checks run in the same order either way, so a body with two
+/// faults is refused for the same one.
+fn normalise_parts(
+    body: Map<String, Value>,
+    options: &NormaliseOptions<'_>,
+    raw_items: Option<&[ItemRead<'_>]>,
 ) -> Result<UpstreamRequest, ProxyError> {
     let model = match body.get("model") {
         Some(Value::String(model)) if !model.trim().is_empty() => model.clone(),
@@ -88,16 +161,22 @@ pub fn normalise(
         });
     }
 
-    match upstream.get_mut("input") {
-        None | Some(Value::Null) => {
-            return Err(ProxyError::BadRequest {
-                message: "Missing required parameter: `input`.".into(),
-                param: Some("input".into()),
-                code: Some("missing_required_parameter".into()),
-            });
+    let raw_input = match raw_items {
+        Some(items) => Some(normalise_items(items)?),
+        None => {
+            match upstream.get_mut("input") {
+                None | Some(Value::Null) => {
+                    return Err(ProxyError::BadRequest {
+                        message: "Missing required parameter: `input`.".into(),
+                        param: Some("input".into()),
+                        code: Some("missing_required_parameter".into()),
+                    });
+                }
+                Some(input) => *input = normalise_input(std::mem::take(input))?,
+            }
+            None
         }
-        Some(input) => *input = normalise_input(std::mem::take(input))?,
-    }
+    };
 
     match upstream.get("instructions") {
         None | Some(Value::Null) => {
@@ -136,6 +215,7 @@ pub fn normalise(
 
     Ok(UpstreamRequest {
         body: Value::Object(upstream),
+        raw_input,
         stream,
         model,
         dropped,
@@ -204,43 +284,49 @@ fn normalise_input(input: Value) -> Result<Value, ProxyError> {
     };
     let mut out = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let Value::Object(mut item) = item else {
-            return Err(ProxyError::invalid_param(
-                &format!("input[{index}]"),
-                "each input item must be an object.",
-            ));
-        };
-        if item.get("type").and_then(Value::as_str) == Some("item_reference") {
-            return Err(ProxyError::BadRequest {
-                message: format!(
-                    "input[{index}] is an item_reference. The subscription backend does not store \
-                     items (store=false), so references cannot be resolved: send the referenced \
-                     item itself (for example the function_call or message object) instead."
-                ),
-                param: Some(format!("input[{index}]")),
-                code: Some("unsupported_item_reference".into()),
-            });
-        }
-        // Server-assigned ids (msg_…, rs_…, fc_…) refer to stored items; with store=false the
-        // backend answers "Item with id … not found", so ids never go upstream.
-        item.remove("id");
-        if !item.contains_key("type") && item.contains_key("role") {
-            item.insert("type".into(), json!("message"));
-        }
-        if item.get("type").and_then(Value::as_str) == Some("message")
-            && let Some(Value::String(text)) = item.get("content")
-        {
-            let part = if item.get("role").and_then(Value::as_str) == Some("assistant") {
-                "output_text"
-            } else {
-                "input_text"
-            };
-            let content = json!([{"type": part, "text": text}]);
-            item.insert("content".into(), content);
-        }
-        out.push(Value::Object(item));
+        out.push(normalise_item(index, item)?);
     }
     Ok(Value::Array(out))
+}
+
+/// Input item `index`: refused when it is an `item_reference`, without its `id`, typed
+/// `message` when it has only a `role`, and a message's string `content` as one text part.
+pub fn normalise_item(index: usize, item: Value) -> Result<Value, ProxyError> {
+    let Value::Object(mut item) = item else {
+        return Err(ProxyError::invalid_param(
+            &format!("input[{index}]"),
+            "each input item must be an object.",
+        ));
+    };
+    if item.get("type").and_then(Value::as_str) == Some("item_reference") {
+        return Err(ProxyError::BadRequest {
+            message: format!(
+                "input[{index}] is an item_reference. The subscription backend does not store \
+                 items (store=false), so references cannot be resolved: send the referenced \
+                 item itself (for example the function_call or message object) instead."
+            ),
+            param: Some(format!("input[{index}]")),
+            code: Some("unsupported_item_reference".into()),
+        });
+    }
+    // Server-assigned ids (msg_…, rs_…, fc_…) refer to stored items; with store=false the
+    // backend answers "Item with id … not found", so ids never go upstream.
+    item.remove("id");
+    if !item.contains_key("type") && item.contains_key("role") {
+        item.insert("type".into(), json!("message"));
+    }
+    if item.get("type").and_then(Value::as_str) == Some("message")
+        && let Some(Value::String(text)) = item.get("content")
+    {
+        let part = if item.get("role").and_then(Value::as_str) == Some("assistant") {
+            "output_text"
+        } else {
+            "input_text"
+        };
+        let content = json!([{"type": part, "text": text}]);
+        item.insert("content".into(), content);
+    }
+    Ok(Value::Object(item))
 }
 
 #[cfg(test)]
@@ -395,5 +481,110 @@ mod tests {
             assert_eq!(error.status(), 400);
             assert_eq!(error.param().as_deref(), Some(param));
         }
+    }
+
+    /// `normalise_text` on `body` against the tree (`parse_object`, then `normalise`): the same
+    /// upstream JSON and fields, or the same error.
+    /// Whether a tree refuses `body` for a number past `f64`'s range.
+    fn number_out_of_range(body: &[u8]) -> bool {
+        serde_json::from_slice::<Value>(body)
+            .is_err_and(|error| error.to_string().contains("number out of range"))
+    }
+
+    fn assert_text_reading_agrees(body: &[u8]) {
+        let tree = parse_object(body).and_then(|fields| normalise(fields, &OPTIONS));
+        let text = normalise_text(body, &OPTIONS);
+        let shown = String::from_utf8_lossy(body);
+        match (tree, text) {
+            (Ok(tree), Ok(text)) => {
+                let json = |request: &UpstreamRequest| {
+                    serde_json::from_slice::<Value>(&request.body_bytes()).expect("json")
+                };
+                assert_eq!(json(&tree), json(&text), "{shown}");
+                assert_eq!(
+                    (tree.stream, tree.model, tree.dropped),
+                    (text.stream, text.model, text.dropped),
+                    "{shown}"
+                );
+            }
+            // The one difference on purpose (see `raw_input`): such a number is passed on, or
+            // refused in other words when its item is changed.
+            (Err(_), text) if number_out_of_range(body) => match text {
+                Ok(request) => assert!(request.raw_input.is_some(), "{shown}"),
+                Err(error) => assert_eq!(error.status(), 400, "{shown}"),
+            },
+            (Err(tree), Err(text)) => assert_eq!(tree.body(), text.body(), "{shown}"),
+            (tree, text) => panic!("{shown}: tree {tree:?}, text {text:?}"),
+        }
+    }
+
+    #[test]
+    fn reading_the_input_as_text_answers_as_the_tree_does() {
+        let deep = format!(
+            r#"{{"model":"m","input":[{{"type":"message","content":{}{}}}]}}"#,
+            "[".repeat(130),
+            "]".repeat(130)
+        );
+        let bodies: Vec<&[u8]> = vec![
+            br#"{"model":"m","input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}]}"#,
+            br#"{"model":"m","input":[{"role":"user","content":"no type"},{"type":"message","role":"assistant","content":"a string"}]}"#,
+            br#"{"model":"m","input":[{"type":"reasoning","id":"rs_1","summary":[]},{"type":"function_call","id":"fc_1","call_id":"c","name":"f","arguments":"{}"}]}"#,
+            br#"{"model":"m","input":[{"type":"item_reference","id":"msg_1"}]}"#,
+            br#"{"model":"m","input":[{"type":"message","type":"item_reference"}]}"#,
+            br#"{"model":"m","input":[{"type":"item_reference","type":"message","content":"x"}]}"#,
+            br#"{"model":"m","input":[{"type":"message","role":"user","content":[],"id":null}]}"#,
+            br#"{"model":"m","input":[{"type":7,"role":"user"},{"x":1},{"type":"message","content":null}]}"#,
+            br#"{"model":"m","input":[1,{"type":"message"}]}"#,
+            br#"{"model":"m","input":["text"]}"#,
+            br#"{"model":"m","input":[]}"#,
+            br#"{"model":"m","input":"a string input"}"#,
+            br#"{"model":"m","input":null}"#,
+            br#"{"model":"m","input":5}"#,
+            br#"{"model":"m"}"#,
+            br#"{"input":[{"type":"message","content":"x"}]}"#,
+            br#"{"model":"m","input":[{"type":"message"}],"logit_bias":{"1":2},"temperature":0.2}"#,
+            br#"{"model":"m","input":[{"type":"message"}],"instructions":5}"#,
+            br#"{"model":"m","input":[{"type":"item_reference"}],"instructions":5}"#,
+            br#"{"model":"m","input":[{"type":"message"}],"input":[{"type":"message","id":"x"}]}"#,
+            br#"{"model":"m","input":[{"type":"message","content":[{"text":"\ud800"}]}]}"#,
+            br#"{"model":"m","input":[{"type":"message","content":[{"text":"\ud83d\ude00 \u00e9"}]}]}"#,
+            br#"{"model":"m","input":[{"type":"message","n":1e400}]}"#,
+            br#"{"model":"m","input":[{"role":"user","content":"x","n":-1e400}]}"#,
+            br#"{"model":"m","input":[{"type":"message","n":-0.0,"m":1.5e3,"big":123456789012345678901234567890}]}"#,
+            br#"{"model":"m","input":[{"type":"message"}] trailing"#,
+            br#"{"model":"m","input":[{"type":"message"}]"#,
+            br#"[{"model":"m"}]"#,
+            b"",
+            b"\xff\xfe",
+            deep.as_bytes(),
+        ];
+        for body in bodies {
+            assert_text_reading_agrees(body);
+        }
+    }
+
+    #[test]
+    fn items_that_need_no_change_keep_their_values_as_sent() {
+        let kept = r#"{ "type" : "function_call_output" , "call_id":"c", "output":"\u00e9\n" }"#;
+        let body = format!(
+            r#"{{"model":"m","input":[{kept},{{"role":"user","content":"hi","id":"msg_1"}}]}}"#
+        );
+        let request = normalise_text(body.as_bytes(), &OPTIONS).expect("valid");
+        assert!(request.raw_input.is_some(), "the input was kept as text");
+        assert!(request.body.get("input").is_none());
+        let sent = String::from_utf8(request.body_bytes()).expect("utf-8");
+        let written = r#"{"type":"function_call_output","call_id":"c","output":"\u00e9\n"}"#;
+        assert!(
+            sent.contains(written),
+            "values as sent, escapes and all: {sent}"
+        );
+        let sent: Value = serde_json::from_str(&sent).expect("json");
+        assert_eq!(
+            sent["input"][1],
+            json!({"type": "message", "role": "user",
+                   "content": [{"type": "input_text", "text": "hi"}]}),
+            "an item that needs a change is changed as before"
+        );
+        assert_eq!(sent["store"], false);
     }
 }

@@ -73,7 +73,10 @@ pub fn open_upstream(
 ) -> Option<(UpstreamStream, Vec<(String, String)>)> {
     let session_id = session_id(&request.body);
     exchange.dropped = request.dropped.clone();
-    match proxy.upstream.open_stream(&request.body, &session_id) {
+    match proxy
+        .upstream
+        .open_stream(request.body_bytes(), &session_id)
+    {
         Ok(mut upstream) => {
             exchange.upstream_status = Some(upstream.status);
             exchange.scrubber = upstream.scrubber.clone();

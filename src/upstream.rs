@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use ureq::unversioned::resolver::DefaultResolver;
@@ -100,10 +99,11 @@ impl UpstreamClient {
     /// POSTs `body` to the responses endpoint and returns the event stream once the upstream
     /// answered 2xx. Retries 5xx and transport failures with backoff; on 401 asks the token
     /// cache for a fresh token once and retries.
-    pub fn open_stream(&self, body: &Value, session_id: &str) -> Result<UpstreamStream, Refusal> {
-        // Sized for a typical body up front: growing from empty copied it five times.
-        let mut payload = Vec::with_capacity(4096);
-        serde_json::to_writer(&mut payload, body).map_err(|_| ProxyError::Internal)?;
+    pub fn open_stream(
+        &self,
+        payload: Vec<u8>,
+        session_id: &str,
+    ) -> Result<UpstreamStream, Refusal> {
         let mut credentials = self.tokens.current()?;
         let mut refreshed = false;
         let mut attempt: u32 = 0;

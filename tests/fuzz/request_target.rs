@@ -1,7 +1,9 @@
 //! Fuzz target `request`: `json_body::parse_object`, then `responses_request::normalise` or
 //! `chat_request::translate`, on mutated request bodies. An accepted body must meet the
 //! backend's invariants (and, for chat, whose call pairing is repaired, the fake backend's
-//! checks in full); a refused one must be the caller's fault, OpenAI-shaped.
+//! checks in full); a refused one must be the caller's fault, OpenAI-shaped. For
+//! `/v1/responses`, `normalise_text` (which keeps `input` as text, as the handler reads a body)
+//! must give the same answer as the tree: the same upstream JSON, or the same error.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,7 +12,9 @@ use codex_sub_proxy::config::ChatSystemAs;
 use codex_sub_proxy::error::ProxyError;
 use codex_sub_proxy::json_body::parse_object;
 use codex_sub_proxy::param_policy::{Disposition, Endpoint, disposition};
-use codex_sub_proxy::responses_request::{NormaliseOptions, UpstreamRequest, normalise};
+use codex_sub_proxy::responses_request::{
+    NormaliseOptions, UpstreamRequest, normalise, normalise_text,
+};
 use serde_json::{Value, json};
 
 use super::engine::Rng;
@@ -37,6 +41,9 @@ fn count_request(outcome: usize) {
 }
 
 pub fn check_request(case: &RequestCase) -> Result<(), String> {
+    if !case.chat {
+        check_text_reading(&case.body)?;
+    }
     let body = match parse_object(&case.body) {
         Ok(body) => body,
         Err(error) => {
@@ -81,6 +88,48 @@ pub fn check_request(case: &RequestCase) -> Result<(), String> {
                 check_client_error("responses", &error)
             }
         }
+    }
+}
+
+/// `normalise_text` answers as `parse_object` then `normalise` do.
+fn check_text_reading(bytes: &[u8]) -> Result<(), String> {
+    let options = NormaliseOptions {
+        default_instructions: DEFAULT_INSTRUCTIONS,
+    };
+    let tree = parse_object(bytes).and_then(|body| normalise(body, &options));
+    let text = normalise_text(bytes, &options);
+    match (tree, text) {
+        (Ok(tree), Ok(text)) => {
+            let json = |request: &UpstreamRequest| {
+                serde_json::from_slice::<Value>(&request.body_bytes()).map_err(|e| e.to_string())
+            };
+            let (tree_json, text_json) = (json(&tree)?, json(&text)?);
+            let same = tree_json == text_json
+                && (tree.stream, &tree.model, &tree.dropped)
+                    == (text.stream, &text.model, &text.dropped);
+            if same {
+                Ok(())
+            } else {
+                Err(format!(
+                    "text-reading-differs: tree {tree_json} against text {text_json}"
+                ))
+            }
+        }
+        (Err(tree), Err(text)) if tree.body() == text.body() => Ok(()),
+        // The one difference on purpose (`raw_input`): a number past `f64`'s range in an input
+        // item is passed on as written (or refused in other words when its item is changed),
+        // where a tree refuses the body.
+        (Err(_), _)
+            if serde_json::from_slice::<Value>(bytes)
+                .is_err_and(|error| error.to_string().contains("number out of range")) =>
+        {
+            Ok(())
+        }
+        (tree, text) => Err(format!(
+            "text-reading-differs: tree {:?} against text {:?}",
+            tree.map(|r| r.body),
+            text.map(|r| r.body)
+        )),
     }
 }
 
