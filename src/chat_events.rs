@@ -95,14 +95,15 @@ impl<'a> ChatEvent<'a> {
     }
 
     /// The key that ties the event to its output item: `output_index` (every event of an item
-    /// carries it), else the item id.
-    pub fn item_key(&self) -> String {
+    /// carries it), else the item id; `item` is this event's [`ChatEvent::item`], read once by
+    /// the caller.
+    pub fn item_key(&self, item: &Item<'_>) -> String {
         if let Some(index) = self.output_index {
             return index.to_string();
         }
-        match &self.item_id {
-            Some(id) => id.to_string(),
-            None => self.item().id.unwrap_or_default().into_owned(),
+        match (&self.item_id, &item.id) {
+            (Some(id), _) | (None, Some(id)) => id.to_string(),
+            (None, None) => String::new(),
         }
     }
 }
@@ -201,7 +202,8 @@ mod tests {
     fn item_key_prefers_the_output_index() {
         let key = |event: Value| {
             let text = event.to_string();
-            ChatEvent::parse(&text).expect("event").item_key()
+            let event = ChatEvent::parse(&text).expect("event");
+            event.item_key(&event.item())
         };
         assert_eq!(key(json!({"output_index": 3, "item_id": "m"})), "3");
         assert_eq!(key(json!({"item_id": "m", "item": {"id": "other"}})), "m");

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::chat_request::CallStyle;
 use crate::response_text::{as_u64, elements, raw_fields};
-use crate::response_view::{Item, Part, ResponseView};
+use crate::response_view::{Item, Part, ResponseView, member};
 
 /// What every chat answer of one request carries: id, creation time, model.
 #[derive(Debug, Clone, PartialEq)]
@@ -357,12 +357,7 @@ pub fn chat_usage(usage: &RawValue) -> Option<ChatUsage> {
         "output_tokens_details",
     ];
     let [input, output, total, input_details, output_details] = raw_fields(usage.get(), &names)?;
-    let detail = |details: Option<&RawValue>, key: &str| {
-        details
-            .and_then(|details| raw_fields(details.get(), &[key]))
-            .and_then(|[value]| as_u64(value))
-            .unwrap_or(0)
-    };
+    let detail = |details, key| as_u64(member(details, key)).unwrap_or(0);
     let prompt = as_u64(input).unwrap_or(0);
     let completion = as_u64(output).unwrap_or(0);
     Some(ChatUsage {

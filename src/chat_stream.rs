@@ -175,8 +175,11 @@ impl ChatStreamTranslator {
     /// answer starts with: `""` before text (as OpenAI sends), `null` before reasoning or a
     /// tool call, so SDKs that accumulate deltas end with `content: null` for a call-only
     /// answer, as the non-streamed answer has. `None`: not known yet (or a failure).
-    fn opening_content(&self, event: &ChatEvent<'_>) -> Option<Option<&'static str>> {
-        let item = event.item();
+    fn opening_content(
+        &self,
+        event: &ChatEvent<'_>,
+        item: &Item<'_>,
+    ) -> Option<Option<&'static str>> {
         let item_type = item.kind.as_deref();
         match event.kind.as_ref() {
             "response.output_text.delta" => Some(Some("")),
@@ -197,8 +200,10 @@ impl ChatStreamTranslator {
         if self.finished {
             return;
         }
+        // Read once: the opening chunk, the item key and the handling below all look at it.
+        let item = event.item();
         if !self.started
-            && let Some(content) = self.opening_content(event)
+            && let Some(content) = self.opening_content(event, &item)
         {
             self.started = true;
             let role = RoleDelta {
@@ -209,7 +214,7 @@ impl ChatStreamTranslator {
         }
         match event.kind.as_ref() {
             "response.output_text.delta" => {
-                let key = event.item_key();
+                let key = event.item_key(&item);
                 let delta = append(&mut self.texts, &key, None, &event.delta);
                 self.push_delta(out, "content", &delta);
             }
@@ -217,22 +222,19 @@ impl ChatStreamTranslator {
                 self.push_delta(out, "refusal", &event.delta);
             }
             "response.reasoning_summary_text.delta" => {
-                let key = event.item_key();
+                let key = event.item_key(&item);
                 let part = event.summary_index;
                 let delta = append(&mut self.reasonings, &key, part, &event.delta);
                 self.push_delta(out, "reasoning_content", &delta);
             }
-            "response.output_item.added" => {
-                let item = event.item();
-                if item.is("function_call") {
-                    self.announce(out, &event.item_key(), &item, "");
-                }
+            "response.output_item.added" if item.is("function_call") => {
+                self.announce(out, &event.item_key(&item), &item, "");
             }
             "response.function_call_arguments.delta" => {
-                self.arguments_delta(out, &event.item_key(), &event.delta);
+                self.arguments_delta(out, &event.item_key(&item), &event.delta);
             }
             "response.output_item.done" if event.item.is_some() => {
-                self.item_done(out, &event.item_key(), &event.item());
+                self.item_done(out, &event.item_key(&item), &item);
             }
             kind @ ("response.completed" | "response.incomplete") => {
                 let response = response_of(event);

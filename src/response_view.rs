@@ -119,12 +119,12 @@ impl<'a> Item<'a> {
 
     /// The parts of `content` (a message's), in order; none when it is not an array.
     pub fn parts(&self) -> Vec<Part<'a>> {
-        objects(self.content).map(Part::parse).collect()
+        elements_in(self.content).map(Part::parse).collect()
     }
 
     /// The `text` of each `summary` part (a reasoning item's), in order, when it is a string.
     pub fn summary_texts(&self) -> Vec<Cow<'a, str>> {
-        objects(self.summary)
+        elements_in(self.summary)
             .filter_map(|part| member_str(Some(part), "text"))
             .collect()
     }
@@ -164,7 +164,9 @@ impl<'a> Part<'a> {
 
     /// The `annotations` of the part, in order; none when it is not an array.
     pub fn annotations(&self) -> Vec<Annotation<'a>> {
-        objects(self.annotations).map(Annotation::parse).collect()
+        elements_in(self.annotations)
+            .map(Annotation::parse)
+            .collect()
     }
 }
 
@@ -199,14 +201,19 @@ impl<'a> Annotation<'a> {
     }
 }
 
+/// `object.<key>`, as sent, when `object` is an object that has it.
+pub fn member<'a>(object: Option<&'a RawValue>, key: &str) -> Option<&'a RawValue> {
+    let [value] = raw_fields(object?.get(), &[key])?;
+    value
+}
+
 /// `object.<key>` when `object` is an object and the value a string.
 fn member_str<'a>(object: Option<&'a RawValue>, key: &str) -> Option<Cow<'a, str>> {
-    let [value] = raw_fields(object?.get(), &[key])?;
-    as_str(value)
+    as_str(member(object, key))
 }
 
 /// The elements of an array, as sent (none when `raw` is not an array).
-fn objects(raw: Option<&RawValue>) -> impl Iterator<Item = &RawValue> {
+fn elements_in(raw: Option<&RawValue>) -> impl Iterator<Item = &RawValue> {
     raw.and_then(elements).into_iter().flatten()
 }
 
