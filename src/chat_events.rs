@@ -18,6 +18,7 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
+use crate::checked_json::CheckedJson;
 use crate::response_text::{as_str, as_u64, raw_fields, within_depth};
 use crate::response_view::Item;
 
@@ -90,7 +91,7 @@ impl<'a> ChatEvent<'a> {
     /// The event's `item`; one with no fields when there is none.
     pub fn item(&self) -> Item<'a> {
         self.item
-            .map(|item| Item::parse(item.get()))
+            .map(|item| Item::parse(CheckedJson::of(item)))
             .unwrap_or_default()
     }
 

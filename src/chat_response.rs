@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::chat_request::CallStyle;
-use crate::response_text::{as_u64, elements, raw_fields};
+use crate::checked_json::CheckedJson;
 use crate::response_view::{Item, Part, ResponseView, member};
 
 /// What every chat answer of one request carries: id, creation time, model.
@@ -167,18 +167,26 @@ pub struct FinalResponse {
 impl FinalResponse {
     /// The output items: the Response object's `output` when it has some, else the items the
     /// stream finished. An `output` that is neither an array nor `null` has no items.
-    fn output_items<'a>(&'a self, view: &ResponseView<'a>) -> Vec<&'a str> {
+    fn output_items<'a>(&'a self, view: &ResponseView<'a>) -> Vec<CheckedJson<'a>> {
         if !self.response.trim_start().starts_with('{') {
             // Not an object: nothing to fill, and no output of its own.
             return Vec::new();
         }
-        let streamed = || self.items.iter().map(String::as_str).collect();
+        // The items are `RawValue`s' texts (see `ResponsesTranscript::into_response`).
+        let streamed = || {
+            self.items
+                .iter()
+                .map(|item| CheckedJson::known(item))
+                .collect()
+        };
         match view.output {
             None => streamed(),
-            Some(output) if output.get() == "null" => streamed(),
-            Some(output) => match elements(output) {
-                Some(sent) if sent.is_empty() => streamed(),
-                Some(sent) => sent.into_iter().map(RawValue::get).collect(),
+            Some(output) if output.is_null() => streamed(),
+            Some(output) => match output.elements() {
+                Some(sent) => {
+                    let sent: Vec<CheckedJson<'a>> = sent.collect();
+                    if sent.is_empty() { streamed() } else { sent }
+                }
                 None => Vec::new(),
             },
         }
@@ -191,7 +199,8 @@ pub fn completion<'a>(
     meta: &'a CompletionMeta,
     style: CallStyle,
 ) -> Completion<'a> {
-    let response = ResponseView::parse(&answer.response);
+    // The response is a `RawValue`'s text, or one spliced from them (`into_response`).
+    let response = ResponseView::parse(CheckedJson::known(&answer.response));
     let mut text = String::new();
     let mut refusal = String::new();
     let mut annotations = Vec::new();
@@ -318,8 +327,8 @@ fn citations<'a>(parts: &[Part<'a>], offset: usize, out: &mut Vec<Citation<'a>>)
                 url_citation: UrlCitation {
                     start_index: index(annotation.start_index),
                     end_index: index(annotation.end_index),
-                    url: annotation.url,
-                    title: annotation.title,
+                    url: annotation.url.and_then(CheckedJson::to_raw),
+                    title: annotation.title.and_then(CheckedJson::to_raw),
                 },
             });
         }
@@ -348,7 +357,7 @@ pub fn finish_reason(
 }
 
 /// Responses usage (as sent) → chat usage; `None` when it is not an object.
-pub fn chat_usage(usage: &RawValue) -> Option<ChatUsage> {
+pub fn chat_usage(usage: CheckedJson<'_>) -> Option<ChatUsage> {
     let names = [
         "input_tokens",
         "output_tokens",
@@ -356,7 +365,8 @@ pub fn chat_usage(usage: &RawValue) -> Option<ChatUsage> {
         "input_tokens_details",
         "output_tokens_details",
     ];
-    let [input, output, total, input_details, output_details] = raw_fields(usage.get(), &names)?;
+    let [input, output, total, input_details, output_details] = usage.fields(&names)?;
+    let as_u64 = |value: Option<CheckedJson<'_>>| value.and_then(CheckedJson::as_u64);
     let detail = |details, key| as_u64(member(details, key)).unwrap_or(0);
     let prompt = as_u64(input).unwrap_or(0);
     let completion = as_u64(output).unwrap_or(0);

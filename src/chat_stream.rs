@@ -14,7 +14,6 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::chat_events::ChatEvent;
@@ -22,6 +21,7 @@ use crate::chat_request::CallStyle;
 use crate::chat_response::{
     CompletionMeta, SEPARATOR, chat_usage, finish_reason, message_text, reasoning_text,
 };
+use crate::checked_json::CheckedJson;
 use crate::error::ProxyError;
 use crate::json_body::to_text;
 use crate::response_view::{Item, ResponseView};
@@ -429,7 +429,7 @@ impl ChatStreamTranslator {
         // A backend that fills `output` on the terminal event (the public API does) may not
         // have streamed every item; sending the rest is a no-op when it did.
         for (position, item) in response.output_items().into_iter().flatten().enumerate() {
-            self.item_done(out, &position.to_string(), &Item::parse(item.get()));
+            self.item_done(out, &position.to_string(), &Item::parse(item));
         }
         let reason = finish_reason(
             status,
@@ -501,7 +501,7 @@ impl StreamTranslator for ChatStreamTranslator {
 /// The event's `response`, read as a Response object (no fields when it is missing or not an
 /// object).
 fn response_of<'a>(event: &ChatEvent<'a>) -> ResponseView<'a> {
-    ResponseView::parse(event.response.map_or("null", RawValue::get))
+    ResponseView::parse(event.response.map_or(CheckedJson::NULL, CheckedJson::of))
 }
 
 /// Records `delta` for item `key` (summary part `part`) and returns what to send: the delta,

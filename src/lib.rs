@@ -24,6 +24,8 @@
 //! - [`read_buffer`]: the buffered reader under the upstream event stream, reused per thread.
 //! - [`responses_relay`]: the Responses event transcript: relay frames, final object.
 //! - [`response_text`]: event fields read and items spliced as JSON text, without trees.
+//! - [`checked_json`]: fields and elements of JSON text checked on the way in, read without
+//!   checking it again.
 //! - [`response_view`]: the Response object and output items as chat reads them, from text.
 //! - [`chat_response`]: final Response object → `chat.completion`; finish_reason, usage.
 //! - [`chat_events`]: the fields of an upstream event the chat stream reads, from its text.
@@ -77,6 +79,7 @@ pub mod chat_request;
 pub mod chat_response;
 pub mod chat_stream;
 pub mod chat_tools;
+pub mod checked_json;
 pub mod config;
 pub mod credentials;
 pub mod credentials_file;

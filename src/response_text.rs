@@ -13,8 +13,10 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use serde::Deserialize;
-use serde::de::{Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::checked_json::CheckedJson;
 
 /// The fields of a non-delta event that the transcript reads, borrowed from its text.
 #[derive(Deserialize)]
@@ -158,14 +160,6 @@ pub fn raw_fields<'a, const N: usize>(
     Some(found)
 }
 
-/// The elements of an array, as sent; `None` when `raw` is not an array.
-pub fn elements(raw: &RawValue) -> Option<Vec<&RawValue>> {
-    if !raw.get().starts_with('[') {
-        return None;
-    }
-    serde_json::from_str(raw.get()).ok()
-}
-
 /// A number that fits `u64`, as `Value::as_u64` reads it.
 pub fn as_u64(raw: Option<&RawValue>) -> Option<u64> {
     raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
@@ -199,9 +193,11 @@ pub fn with_output_in_text(object: &str, items: &[String]) -> Option<String> {
     }
     let slot = find_slot(object, "output")?;
     if let Slot::At(span) = &slot {
-        let output = &object[span.clone()];
-        let empty = output == "null"
-            || serde_json::from_str::<Vec<IgnoredAny>>(output).is_ok_and(|items| items.is_empty());
+        let output = CheckedJson::known(&object[span.clone()]);
+        let empty = output.is_null()
+            || output
+                .elements()
+                .is_some_and(|mut items| items.next().is_none());
         if !empty {
             return None;
         }
@@ -228,33 +224,20 @@ enum Slot {
 /// Where `key`'s value sits in `object`, a JSON object's text; `None` when it is not one, or
 /// gives `key` twice. Only the top level is looked at: the values are skipped as text.
 fn find_slot(object: &str, key: &str) -> Option<Slot> {
-    struct SlotVisitor<'k>(&'k str);
-    impl<'de> Visitor<'de> for SlotVisitor<'_> {
-        type Value = (Option<&'de RawValue>, bool);
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let (mut found, mut keys) = (None, 0usize);
-            while let Some(name) = map.next_key::<Key<'de>>()? {
-                let value: &'de RawValue = map.next_value()?;
-                keys += 1;
-                if name.0 == self.0 {
-                    if found.is_some() {
-                        return Err(A::Error::custom("duplicate key"));
-                    }
-                    found = Some(value);
-                }
+    let (mut found, mut keys) = (None, 0usize);
+    for member in CheckedJson::known(object).members()? {
+        let (name, value) = member?;
+        keys += 1;
+        if name == key {
+            if found.is_some() {
+                return None;
             }
-            Ok((found, keys == 0))
+            found = Some(value);
         }
     }
-    let mut reader = serde_json::Deserializer::from_str(object);
-    let (found, empty) = reader.deserialize_map(SlotVisitor(key)).ok()?;
-    reader.end().ok()?;
     match found {
         Some(value) => span_in(object, value.get()).map(Slot::At),
-        None => Some(Slot::Missing { empty }),
+        None => Some(Slot::Missing { empty: keys == 0 }),
     }
 }
 
@@ -328,21 +311,6 @@ mod tests {
         for text in ["[1]", "\"text\"", "{\"status\":", "{} {}", "{\"a\":tru}"] {
             assert!(raw_fields(text, &["status"]).is_none(), "{text}");
         }
-    }
-
-    #[test]
-    fn elements_are_the_items_of_an_array_only() {
-        let raw = |text: &str| RawValue::from_string(text.to_string()).unwrap();
-        let array = raw(r#"[{"a":1}, 2 ,"x"]"#);
-        let items: Vec<&str> = elements(&array)
-            .unwrap()
-            .into_iter()
-            .map(RawValue::get)
-            .collect();
-        assert_eq!(items, [r#"{"a":1}"#, "2", "\"x\""]);
-        assert!(elements(&raw("[]")).unwrap().is_empty());
-        assert!(elements(&raw(r#"{"a":[1]}"#)).is_none());
-        assert!(elements(&raw("null")).is_none());
     }
 
     #[test]

@@ -9,14 +9,12 @@
 //!
 //! Every reader here sees what a `Value` reader of the same text sees: a field of the wrong
 //! type counts as absent, a key given twice keeps its last value, and a value that is not an
-//! object has no fields. The texts read here were checked as JSON (and for depth) on the way in;
-//! values that are skipped, not read, are checked for grammar only (see `chat_events`).
+//! object has no fields. The texts read here were checked as JSON (and for depth) on the way
+//! in, so they are read as [`CheckedJson`], without checking them again.
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
-
-use crate::response_text::{as_str, as_u64, elements, raw_fields};
+use crate::checked_json::CheckedJson;
 
 /// The fields of a Response object that chat answers read.
 #[derive(Debug, Default)]
@@ -24,20 +22,20 @@ pub struct ResponseView<'a> {
     /// `status`, when it is a string.
     pub status: Option<Cow<'a, str>>,
     /// `incomplete_details`, as sent.
-    incomplete_details: Option<&'a RawValue>,
+    incomplete_details: Option<CheckedJson<'a>>,
     /// `usage`, as sent.
-    pub usage: Option<&'a RawValue>,
+    pub usage: Option<CheckedJson<'a>>,
     /// `output`, as sent.
-    pub output: Option<&'a RawValue>,
+    pub output: Option<CheckedJson<'a>>,
     /// `error` (of `response.failed`), as sent.
-    error: Option<&'a RawValue>,
+    error: Option<CheckedJson<'a>>,
 }
 
 impl<'a> ResponseView<'a> {
-    /// Reads a Response object's text; every field is absent when it is not an object.
-    pub fn parse(text: &'a str) -> Self {
+    /// Reads a Response object; every field is absent when it is not an object.
+    pub fn parse(response: CheckedJson<'a>) -> Self {
         let names = ["status", "incomplete_details", "usage", "output", "error"];
-        let Some([status, incomplete_details, usage, output, error]) = raw_fields(text, &names)
+        let Some([status, incomplete_details, usage, output, error]) = response.fields(&names)
         else {
             return ResponseView::default();
         };
@@ -61,8 +59,8 @@ impl<'a> ResponseView<'a> {
     }
 
     /// The elements of `output`, when it is an array.
-    pub fn output_items(&self) -> Option<Vec<&'a RawValue>> {
-        self.output.and_then(elements)
+    pub fn output_items(&self) -> Option<impl Iterator<Item = CheckedJson<'a>>> {
+        self.output.and_then(CheckedJson::elements)
     }
 }
 
@@ -80,14 +78,14 @@ pub struct Item<'a> {
     /// `arguments` (function calls), when it is a string.
     pub arguments: Option<Cow<'a, str>>,
     /// `content` (messages), as sent.
-    content: Option<&'a RawValue>,
+    content: Option<CheckedJson<'a>>,
     /// `summary` (reasoning items), as sent.
-    summary: Option<&'a RawValue>,
+    summary: Option<CheckedJson<'a>>,
 }
 
 impl<'a> Item<'a> {
-    /// Reads an item's text; every field is absent when it is not an object.
-    pub fn parse(text: &'a str) -> Self {
+    /// Reads an item; every field is absent when it is not an object.
+    pub fn parse(item: CheckedJson<'a>) -> Self {
         let names = [
             "type",
             "id",
@@ -97,7 +95,7 @@ impl<'a> Item<'a> {
             "content",
             "summary",
         ];
-        let Some([kind, id, call_id, name, arguments, content, summary]) = raw_fields(text, &names)
+        let Some([kind, id, call_id, name, arguments, content, summary]) = item.fields(&names)
         else {
             return Item::default();
         };
@@ -140,13 +138,13 @@ pub struct Part<'a> {
     /// `refusal` (`refusal`), when it is a string.
     pub refusal: Option<Cow<'a, str>>,
     /// `annotations` (`output_text`), as sent.
-    annotations: Option<&'a RawValue>,
+    annotations: Option<CheckedJson<'a>>,
 }
 
 impl<'a> Part<'a> {
-    fn parse(raw: &'a RawValue) -> Self {
+    fn parse(part: CheckedJson<'a>) -> Self {
         let names = ["type", "text", "refusal", "annotations"];
-        let Some([kind, text, refusal, annotations]) = raw_fields(raw.get(), &names) else {
+        let Some([kind, text, refusal, annotations]) = part.fields(&names) else {
             return Part::default();
         };
         Part {
@@ -180,21 +178,21 @@ pub struct Annotation<'a> {
     /// `end_index`, likewise.
     pub end_index: Option<u64>,
     /// `url`, as sent (any JSON value).
-    pub url: Option<&'a RawValue>,
+    pub url: Option<CheckedJson<'a>>,
     /// `title`, as sent (any JSON value).
-    pub title: Option<&'a RawValue>,
+    pub title: Option<CheckedJson<'a>>,
 }
 
 impl<'a> Annotation<'a> {
-    fn parse(raw: &'a RawValue) -> Self {
+    fn parse(annotation: CheckedJson<'a>) -> Self {
         let names = ["type", "start_index", "end_index", "url", "title"];
-        let Some([kind, start_index, end_index, url, title]) = raw_fields(raw.get(), &names) else {
+        let Some([kind, start_index, end_index, url, title]) = annotation.fields(&names) else {
             return Annotation::default();
         };
         Annotation {
             kind: as_str(kind),
-            start_index: as_u64(start_index),
-            end_index: as_u64(end_index),
+            start_index: start_index.and_then(CheckedJson::as_u64),
+            end_index: end_index.and_then(CheckedJson::as_u64),
             url,
             title,
         }
@@ -202,19 +200,23 @@ impl<'a> Annotation<'a> {
 }
 
 /// `object.<key>`, as sent, when `object` is an object that has it.
-pub fn member<'a>(object: Option<&'a RawValue>, key: &str) -> Option<&'a RawValue> {
-    let [value] = raw_fields(object?.get(), &[key])?;
-    value
+pub fn member<'a>(object: Option<CheckedJson<'a>>, key: &str) -> Option<CheckedJson<'a>> {
+    object?.member(key)
 }
 
 /// `object.<key>` when `object` is an object and the value a string.
-fn member_str<'a>(object: Option<&'a RawValue>, key: &str) -> Option<Cow<'a, str>> {
+fn member_str<'a>(object: Option<CheckedJson<'a>>, key: &str) -> Option<Cow<'a, str>> {
     as_str(member(object, key))
 }
 
-/// The elements of an array, as sent (none when `raw` is not an array).
-fn elements_in(raw: Option<&RawValue>) -> impl Iterator<Item = &RawValue> {
-    raw.and_then(elements).into_iter().flatten()
+/// A value that is a string.
+fn as_str(value: Option<CheckedJson<'_>>) -> Option<Cow<'_, str>> {
+    value?.as_str()
+}
+
+/// The elements of an array, as sent (none when `value` is not an array).
+fn elements_in(value: Option<CheckedJson<'_>>) -> impl Iterator<Item = CheckedJson<'_>> {
+    value.and_then(CheckedJson::elements).into_iter().flatten()
 }
 
 #[cfg(test)]
@@ -232,7 +234,7 @@ mod tests {
         let text = r#"{"id":"r","status":"incomplete","status":"completed","instructions":"x",
             "incomplete_details":{"reason":"max_output_tokens"},"usage":{"input_tokens":3},
             "output":[{"type":"message"},7],"error":{"code":"c","message":"m"}}"#;
-        let view = ResponseView::parse(text);
+        let view = ResponseView::parse(CheckedJson::known(text));
         assert_eq!(
             view.status.as_deref(),
             Some("completed"),
@@ -242,20 +244,25 @@ mod tests {
             view.incomplete_reason().as_deref(),
             Some("max_output_tokens")
         );
-        assert_eq!(view.usage.map(RawValue::get), Some(r#"{"input_tokens":3}"#));
-        let items = view.output_items().expect("an array");
+        assert_eq!(
+            view.usage.map(CheckedJson::get),
+            Some(r#"{"input_tokens":3}"#)
+        );
+        let items: Vec<CheckedJson<'_>> = view.output_items().expect("an array").collect();
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].get(), "7");
         assert_eq!(view.error_field("code").as_deref(), Some("c"));
         assert_eq!(view.error_field("missing"), None);
 
         for odd in [r#"[1]"#, r#""text""#, "null", r#"{"status":7,"output":{}}"#] {
-            let view = ResponseView::parse(odd);
+            let view = ResponseView::parse(CheckedJson::known(odd));
             assert_eq!(view.status, None, "{odd}");
             assert!(view.output_items().is_none(), "{odd}");
             assert_eq!(view.incomplete_reason(), None, "{odd}");
         }
-        let view = ResponseView::parse(r#"{"incomplete_details":"why","error":[1]}"#);
+        let view = ResponseView::parse(CheckedJson::known(
+            r#"{"incomplete_details":"why","error":[1]}"#,
+        ));
         assert_eq!(view.incomplete_reason(), None);
         assert_eq!(view.error_field("code"), None);
     }
@@ -272,7 +279,7 @@ mod tests {
             42,
         ]});
         let text = raw(&item);
-        let item = Item::parse(&text);
+        let item = Item::parse(CheckedJson::known(&text));
         assert!(item.is("message"));
         assert_eq!(item.id.as_deref(), Some("msg_1"));
         let parts = item.parts();
@@ -290,8 +297,8 @@ mod tests {
         let first = &annotations[0];
         assert_eq!(first.kind.as_deref(), Some("url_citation"));
         assert_eq!((first.start_index, first.end_index), (Some(1), None));
-        assert_eq!(first.url.map(RawValue::get), Some("\"https://e.x\""));
-        assert_eq!(first.title.map(RawValue::get), Some("null"));
+        assert_eq!(first.url.map(CheckedJson::get), Some("\"https://e.x\""));
+        assert_eq!(first.title.map(CheckedJson::get), Some("null"));
         assert!(annotations[1].kind.is_none());
     }
 
@@ -301,17 +308,17 @@ mod tests {
             &json!({"type": "function_call", "call_id": "call_1", "name": "f",
                                "arguments": "{\"q\":1}", "id": 5}),
         );
-        let call = Item::parse(&call);
+        let call = Item::parse(CheckedJson::known(&call));
         assert!(call.is("function_call"));
         assert_eq!(call.call_id.as_deref(), Some("call_1"));
         assert_eq!(call.arguments.as_deref(), Some("{\"q\":1}"));
         assert_eq!(call.id, None, "a number is not an id");
         let reasoning = raw(&json!({"type": "reasoning", "summary": [
             {"text": "one"}, {"text": 2}, "three", {"text": ""}]}));
-        let texts = Item::parse(&reasoning).summary_texts();
+        let texts = Item::parse(CheckedJson::known(&reasoning)).summary_texts();
         assert_eq!(texts, ["one", ""]);
         for odd in ["[1]", "7", r#"{"content":{"type":"x"},"summary":"s"}"#] {
-            let item = Item::parse(odd);
+            let item = Item::parse(CheckedJson::known(odd));
             assert!(item.kind.is_none() && item.parts().is_empty(), "{odd}");
             assert!(item.summary_texts().is_empty(), "{odd}");
         }

@@ -3,11 +3,13 @@
 //! backend's invariants (and, for chat, whose call pairing is repaired, the fake backend's
 //! checks in full); a refused one must be the caller's fault, OpenAI-shaped. For
 //! `/v1/responses`, `normalise_text` (which keeps `input` as text, as the handler reads a body)
-//! must give the same answer as the tree: the same upstream JSON, or the same error.
+//! must give the same answer as the tree: the same upstream JSON, or the same error. Every body
+//! that is JSON is also read back through `CheckedJson`, which must see what a `Value` sees.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use codex_sub_proxy::chat_request::{ChatOptions, translate};
+use codex_sub_proxy::checked_json::CheckedJson;
 use codex_sub_proxy::config::ChatSystemAs;
 use codex_sub_proxy::error::ProxyError;
 use codex_sub_proxy::json_body::parse_object;
@@ -15,7 +17,8 @@ use codex_sub_proxy::param_policy::{Disposition, Endpoint, disposition};
 use codex_sub_proxy::responses_request::{
     NormaliseOptions, UpstreamRequest, normalise, normalise_text,
 };
-use serde_json::{Value, json};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
 
 use super::engine::Rng;
 use super::mutate::{Dictionary, mutate_bytes, mutate_json, shrink_bytes, shrink_json};
@@ -41,6 +44,7 @@ fn count_request(outcome: usize) {
 }
 
 pub fn check_request(case: &RequestCase) -> Result<(), String> {
+    check_checked_reading(&case.body)?;
     if !case.chat {
         check_text_reading(&case.body)?;
     }
@@ -89,6 +93,44 @@ pub fn check_request(case: &RequestCase) -> Result<(), String> {
             }
         }
     }
+}
+
+/// A body that is JSON, read through `CheckedJson` at every level, is the `Value` serde reads.
+fn check_checked_reading(bytes: &[u8]) -> Result<(), String> {
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return Ok(());
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("checked-json: {e}"))?;
+    let raw: &RawValue =
+        serde_json::from_str(text).map_err(|e| format!("checked-json: no RawValue: {e}"))?;
+    match rebuilt(CheckedJson::of(raw)) {
+        Some(seen) if seen == value => Ok(()),
+        seen => Err(format!(
+            "checked-json-differs: Value {value} against {seen:?}"
+        )),
+    }
+}
+
+/// The `Value` that `CheckedJson`'s readers see in `json`.
+fn rebuilt(json: CheckedJson<'_>) -> Option<Value> {
+    if let Some(members) = json.members() {
+        let mut object = Map::new();
+        for member in members {
+            let (name, value) = member?;
+            object.insert(name.into_owned(), rebuilt(value)?);
+        }
+        return Some(Value::Object(object));
+    }
+    if let Some(elements) = json.elements() {
+        return elements
+            .map(rebuilt)
+            .collect::<Option<_>>()
+            .map(Value::Array);
+    }
+    if let Some(text) = json.as_str() {
+        return Some(Value::String(text.into_owned()));
+    }
+    serde_json::from_str(json.get()).ok()
 }
 
 /// `normalise_text` answers as `parse_object` then `normalise` do.
