@@ -125,7 +125,7 @@ impl Exchange {
     ) {
         self.respond_bytes(
             status,
-            crate::json_body::to_text(body).into_bytes(),
+            crate::json_body::to_bytes(body),
             "application/json",
             headers,
         );
