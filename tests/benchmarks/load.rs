@@ -154,12 +154,23 @@ impl StreamStats {
     }
 }
 
-/// `concurrency` connections, each streaming `rounds` responses one after another.
+/// Whether a stream thread keeps its connection for its next stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// One keep-alive connection per thread, reused while the server allows.
+    Reused,
+    /// A new connection for every stream, closed after it.
+    PerStream,
+}
+
+/// `concurrency` threads, each streaming `rounds` responses one after another on the
+/// connections `connections` says.
 pub fn run_streams(
     target: Target,
     scenario: Scenario,
     concurrency: usize,
     rounds: usize,
+    connections: Connections,
 ) -> io::Result<StreamStats> {
     let body = Request::new(target, scenario, true).body;
     let start = Arc::new(Barrier::new(concurrency));
@@ -173,7 +184,7 @@ pub fn run_streams(
                 .stack_size(THREAD_STACK)
                 .spawn(move || {
                     start.wait();
-                    stream_worker(target, scenario, &body, rounds)
+                    stream_worker(target, scenario, &body, rounds, connections)
                 })?,
         );
     }
@@ -187,7 +198,13 @@ pub fn run_streams(
     Ok(stats)
 }
 
-fn stream_worker(target: Target, scenario: Scenario, body: &[u8], rounds: usize) -> StreamStats {
+fn stream_worker(
+    target: Target,
+    scenario: Scenario,
+    body: &[u8],
+    rounds: usize,
+    connections: Connections,
+) -> StreamStats {
     let mut stats = StreamStats::default();
     let mut conn = None;
     for _ in 0..rounds {
@@ -202,7 +219,7 @@ fn stream_worker(target: Target, scenario: Scenario, body: &[u8], rounds: usize)
         match outcome {
             Ok((true, reusable)) => {
                 stats.complete += 1;
-                conn = reusable;
+                conn = reusable.filter(|_| connections == Connections::Reused);
             }
             Ok((false, _)) => {
                 stats.fail("a stream ended without every delta or without completion")

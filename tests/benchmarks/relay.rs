@@ -59,7 +59,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fast_fake::{FastFake, Scenario};
-use load::{Sequential, run_streams};
+use load::{Connections, Sequential, run_streams};
 use machine::{cpu_model, git_commit, load_average, read_trimmed, utc_now};
 use nginx::NginxProcess;
 use proxy_process::{ProxyProcess, Usage};
@@ -189,7 +189,7 @@ impl Bench {
         targets.push(Bench::through(proxy, Via::Proxy));
         targets.push(Bench::through(proxy, Via::Chat));
         for target in targets {
-            let stream = run_streams(target, SHORT_SCENARIO, 1, 1)?;
+            let stream = run_streams(target, SHORT_SCENARIO, 1, 1, Connections::Reused)?;
             if stream.complete != 1 {
                 let error = stream.first_error;
                 let label = target.label();

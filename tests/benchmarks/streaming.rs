@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::fast_fake::Scenario;
-use crate::load::{StreamStats, run_streams};
+use crate::load::{Connections, StreamStats, run_streams};
 use crate::proxy_process::ProxyProcess;
 use crate::report::verdict;
 use crate::stats::{Summary, Table};
@@ -73,7 +73,13 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
         let mut runs: Vec<StreamStats> = targets.iter().map(|_| StreamStats::default()).collect();
         for _ in 0..rounds {
             for (target, run) in targets.iter().zip(&mut runs) {
-                run.merge(run_streams(*target, SCENARIO, concurrency, 1)?);
+                run.merge(run_streams(
+                    *target,
+                    SCENARIO,
+                    concurrency,
+                    1,
+                    Connections::Reused,
+                )?);
             }
         }
         for (target, mut run) in targets.into_iter().zip(runs) {
