@@ -462,6 +462,20 @@ pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             relative(Via::Chat)
         ));
     }
+    let floor = crate::floor::run(&mut bench.report)?;
+    if let (Some((1, first)), Some((_, at_last))) = (floor.first(), floor.last()) {
+        let floor_growth = at_last / first;
+        let relative = |via: Via| {
+            growth(via).map_or_else(|| "n/a".into(), |g| format!("{:.2}×", g / floor_growth))
+        };
+        bench.report.text(&format!(
+            "The floor's relay CPU per event at {last} streams over at 1: {floor_growth:.2}, what \
+             one thread per stream costs on this machine before any HTTP or parsing; the \
+             proxy's growth is {} the floor's, chat's {} (for reading only).\n",
+            relative(Via::Proxy),
+            relative(Via::Chat)
+        ));
+    }
     for via in [Via::Proxy, Via::Chat] {
         let ratio = growth(via);
         bench.report.target(

@@ -18,7 +18,8 @@
 //! 4. `stability`: RSS over 10,000 sequential requests, and CPU seconds per 1,000 requests
 //!    (`stability.rs`).
 //! 5. `events` and 6. `concurrency`: cost per request and per event as a stream grows from
-//!    10 to 10,000 deltas, and as 1 to 256 streams run at once (`growth.rs`).
+//!    10 to 10,000 deltas, and as 1 to 256 streams run at once (`growth.rs`), beside the
+//!    floor of a relay with one thread per stream, std only (`floor.rs`).
 //! 7. `startup`: binary size and time from spawn to the first `/healthz` (`startup.rs`).
 //! 8. `callgrind`, only when named: instructions per request under valgrind, repeatable where
 //!    timings are not, and the busiest functions (`callgrind.rs`).
@@ -37,6 +38,7 @@
 mod callgrind;
 mod cpu_clock;
 mod fast_fake;
+mod floor;
 mod growth;
 mod http1;
 mod load;
