@@ -16,8 +16,7 @@
 //!    the proxy's workers is a one-off cost, reported apart), so only the concurrency
 //!    changes. The relay's CPU per event (with its kernel share and context switches, from
 //!    /proc) and the delay it adds per delta (p50, p99, against direct at the same
-//!    concurrency) should stay flat: at
-//!    256 streams within 25 % of 1.
+//!    concurrency) should stay flat: at 256 streams within 25 % of 1.
 
 use std::time::{Duration, Instant};
 
@@ -269,7 +268,8 @@ const WARM_UP_PAUSE: Duration = Duration::from_millis(20);
 /// never used before) touch their stacks and thread-local caches the first time they serve,
 /// and tiny_http starts a connection thread per connection beyond the ones idle. Measured
 /// without it, the proxy's 256-stream row ran 2.3 s where the others ran 1.3 s, and its CPU per
-/// event was 1.34 to 1.45 × its 1-stream row's, against 1.05 once warm. What that first use
+/// event was 1.34 to 1.45 × its 1-stream row's (four runs on 2 cores), against 1.03 to 1.26
+/// once warm (three runs). What that first use
 /// costs is reported here: the relay CPU of each path's burst (the proxy's two paths share one
 /// process: `/v1/responses` goes first and meets the cold workers, chat then finds them warm).
 fn warm_up(bench: &mut Bench, proxy: &ProxyProcess, targets: &[Target]) -> BenchResult<()> {
