@@ -31,10 +31,13 @@ const PAUSE_PER_STREAM: Duration = Duration::from_micros(125);
 /// Stack of each of the three threads per stream.
 const THREAD_STACK: usize = 64 << 10;
 
-/// Runs the rows and adds their table to `report`; answers (streams, relay CPU µs per event).
-pub fn run(report: &mut Report) -> BenchResult<Vec<(usize, f64)>> {
+/// Runs the rows `passes` times, one pass after another, and adds their table (over all
+/// passes) to `report`; answers each pass's relay CPU per event in the last row over the first.
+pub fn run(report: &mut Report, passes: usize) -> BenchResult<Vec<f64>> {
     let mut table = Table::new(
-        "6c. Floor: the smallest relay with one thread per stream (std only, in the benchmark's process; 256 streams of 48 events of 96 bytes per row, no HTTP), CPU per event from each relay thread's schedstat",
+        &format!(
+            "6c. Floor: the smallest relay with one thread per stream (std only, in the benchmark's process; {passes} passes of 256 streams of 48 events of 96 bytes per row, no HTTP), CPU per event from each relay thread's schedstat"
+        ),
         &[
             "streams",
             "events",
@@ -44,24 +47,40 @@ pub fn run(report: &mut Report) -> BenchResult<Vec<(usize, f64)>> {
         ],
     );
     let listener = TcpListener::bind("127.0.0.1:0")?;
-    let mut costs = Vec::with_capacity(ROWS.len());
-    for streams in ROWS {
-        let began = Instant::now();
-        let relay_ns = row(&listener, streams)?;
-        let events = (STREAMS_PER_ROW * EVENTS) as f64;
-        let cost = relay_ns as f64 / 1000.0 / events;
-        let first = costs.first().map_or(cost, |(_, c)| *c);
-        costs.push((streams, cost));
+    // Per row: relay CPU nanoseconds and wall time over all passes.
+    let mut totals = [(0u64, Duration::ZERO); ROWS.len()];
+    let mut growths = Vec::with_capacity(passes);
+    for _ in 0..passes {
+        let mut first = None;
+        for (&streams, total) in ROWS.iter().zip(&mut totals) {
+            let began = Instant::now();
+            let relay_ns = row(&listener, streams)?;
+            total.0 += relay_ns;
+            total.1 += began.elapsed();
+            let ns = relay_ns as f64;
+            match first {
+                None => first = Some(ns),
+                Some(first) if streams == ROWS[ROWS.len() - 1] && first > 0.0 => {
+                    growths.push(ns / first);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let events = STREAMS_PER_ROW * EVENTS * passes;
+    let first = totals[0].0 as f64;
+    for (&streams, &(relay_ns, wall)) in ROWS.iter().zip(&totals) {
+        let cost = relay_ns as f64 / 1000.0 / events as f64;
         table.row(vec![
             streams.to_string(),
-            (STREAMS_PER_ROW * EVENTS).to_string(),
+            events.to_string(),
             format!("{cost:.2}"),
             if first > 0.0 {
-                format!("{:.2}", cost / first)
+                format!("{:.2}", relay_ns as f64 / first)
             } else {
                 "-".into()
             },
-            format!("{:.1}", began.elapsed().as_secs_f64()),
+            format!("{:.1}", wall.as_secs_f64()),
         ]);
         let scenario = format!("streams-{streams}");
         report.csv.add(
@@ -74,7 +93,7 @@ pub fn run(report: &mut Report) -> BenchResult<Vec<(usize, f64)>> {
         );
     }
     report.table(&table);
-    Ok(costs)
+    Ok(growths)
 }
 
 /// One row: 256 streams, `streams` at a time; answers the relay threads' CPU nanoseconds.

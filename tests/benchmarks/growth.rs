@@ -16,7 +16,9 @@
 //!    the proxy's workers is a one-off cost, reported apart), so only the concurrency
 //!    changes. The relay's CPU per event (with its kernel share and context switches, from
 //!    /proc) and the delay it adds per delta (p50, p99, against direct at the same
-//!    concurrency) should stay flat: at 256 streams within 25 % of 1.
+//!    concurrency) should stay flat: at 256 streams within 25 % of 1. All rows run
+//!    [`PASSES`] times, one pass after another; the verdict is the median of the passes'
+//!    ratios, with their range.
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +48,11 @@ const PAUSE_PER_STREAM: Duration = Duration::from_micros(125);
 /// Section 6: each row runs in at most this many parts, the paths taking turns.
 const CHUNKS: usize = 4;
 
+/// Section 6: how often all the rows are run, one pass after another. The flatness verdict is
+/// the median of the passes' ratios, with their range, as throughput's is of its rounds': on
+/// 2 cores one pass's ratio moved by up to 0.2 from run to run.
+const PASSES: usize = 3;
+
 /// How far the cost may drift (linearity, flatness) before it counts as growth.
 const DRIFT_TARGET: f64 = 1.25;
 
@@ -71,6 +78,20 @@ impl Default for Measured {
 }
 
 impl Measured {
+    /// Relay CPU µs per event over `events`, when every stream completed.
+    fn cost_per_event(&self, events: f64) -> Option<f64> {
+        self.cpu
+            .filter(|_| self.run.failed == 0)
+            .map(|cpu| cpu.as_micros() as f64 / events)
+    }
+
+    /// Adds another pass's figures for the same row and path.
+    fn merge(&mut self, other: Measured) {
+        self.run.merge(other.run);
+        self.wall += other.wall;
+        self.add(other.cpu, other.usage);
+    }
+
     fn add(&mut self, cpu: Option<Duration>, usage: Option<Usage>) {
         self.cpu = self.cpu.zip(cpu).map(|(total, cpu)| total + cpu);
         self.usage = self
@@ -308,11 +329,75 @@ fn warm_up(bench: &mut Bench, proxy: &ProxyProcess, targets: &[Target]) -> Bench
     Ok(())
 }
 
+/// Events of one pass of a section 6 row: every stream's deltas and other events.
+fn row_events(concurrency: usize, rounds: usize) -> f64 {
+    (concurrency * rounds * (CONCURRENCY_DELTAS + FRAMING_EVENTS)) as f64
+}
+
+/// One pass of a section 6 row on every path; answers each path's figures, in `targets`' order.
+fn measure_row(
+    bench: &Bench,
+    proxy: &ProxyProcess,
+    targets: &[Target],
+    concurrency: usize,
+    rounds: usize,
+) -> BenchResult<Vec<Measured>> {
+    let scenario = Scenario {
+        deltas: CONCURRENCY_DELTAS,
+        delta_bytes: 32,
+        delay: PAUSE_PER_STREAM * u32::try_from(concurrency).unwrap_or(u32::MAX),
+    };
+    // The paths take turns in up to CHUNKS parts, so a burst of load from elsewhere lands on
+    // all of them alike; each part's CPU is read around that part alone (the proxy serves two
+    // of the paths).
+    let chunks = rounds.min(CHUNKS);
+    let mut measured: Vec<Measured> = targets.iter().map(|_| Measured::default()).collect();
+    for chunk in 0..chunks {
+        let part = rounds / chunks + usize::from(chunk < rounds % chunks);
+        for (target, measured) in targets.iter().zip(&mut measured) {
+            // The split and switches come from /proc (ticks of 10 ms), the total from the CPU
+            // clock; the usage is read outside the clock's window.
+            let usage_before = bench.relay_usage(target.via, proxy)?;
+            let before = bench.relay_cpu(target.via, proxy)?;
+            let began = Instant::now();
+            measured.run.merge(run_streams(
+                *target,
+                scenario,
+                concurrency,
+                part,
+                Connections::PerStream,
+            )?);
+            measured.wall += began.elapsed();
+            let used = bench
+                .relay_cpu(target.via, proxy)?
+                .zip(before)
+                .map(|(after, before)| after.saturating_sub(before));
+            let usage = bench
+                .relay_usage(target.via, proxy)?
+                .zip(usage_before)
+                .map(|(after, before)| after.since(before));
+            measured.add(used, usage);
+        }
+    }
+    Ok(measured)
+}
+
+/// The median, lowest and highest of `values`.
+fn median_range(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Some((
+        *sorted.get(sorted.len() / 2)?,
+        *sorted.first()?,
+        *sorted.last()?,
+    ))
+}
+
 /// Runs section 6 against `proxy` (which should have a worker per stream).
 pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
     let mut table = Table::new(
         &format!(
-            "6. Cost against concurrency (WORKERS={}; 256 streams of 40 deltas per row, pause per stream = streams × 125 µs)",
+            "6. Cost against concurrency (WORKERS={}; {PASSES} passes of 256 streams of 40 deltas per row, every stream on a new connection, pause per stream = streams × 125 µs; figures over all passes)",
             proxy.workers
         ),
         &[
@@ -333,48 +418,36 @@ pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
     );
     let targets: Vec<Target> = bench.paths(proxy);
     warm_up(bench, proxy, &targets)?;
-    // Per path: relay CPU per event at 1 stream, and at the last row.
-    let mut first_cost: Vec<(Via, f64)> = Vec::new();
-    let mut last_cost: Vec<(Via, f64)> = Vec::new();
-    for (concurrency, rounds) in CONCURRENCY_ROWS {
-        let scenario = Scenario {
-            deltas: CONCURRENCY_DELTAS,
-            delta_bytes: 32,
-            delay: PAUSE_PER_STREAM * u32::try_from(concurrency).unwrap_or(u32::MAX),
-        };
-        let events = (concurrency * rounds * (CONCURRENCY_DELTAS + FRAMING_EVENTS)) as f64;
-        // The paths take turns in up to CHUNKS parts, so a burst of load from elsewhere lands
-        // on all of them alike; each part's CPU is read around that part alone (the proxy
-        // serves two of the paths).
-        let chunks = rounds.min(CHUNKS);
-        let mut measured: Vec<Measured> = targets.iter().map(|_| Measured::default()).collect();
-        for chunk in 0..chunks {
-            let part = rounds / chunks + usize::from(chunk < rounds % chunks);
-            for (target, measured) in targets.iter().zip(&mut measured) {
-                // The split and switches come from /proc (ticks of 10 ms), the total from the
-                // CPU clock; the usage is read outside the clock's window.
-                let usage_before = bench.relay_usage(target.via, proxy)?;
-                let before = bench.relay_cpu(target.via, proxy)?;
-                let began = Instant::now();
-                measured.run.merge(run_streams(
-                    *target,
-                    scenario,
-                    concurrency,
-                    part,
-                    Connections::PerStream,
-                )?);
-                measured.wall += began.elapsed();
-                let used = bench
-                    .relay_cpu(target.via, proxy)?
-                    .zip(before)
-                    .map(|(after, before)| after.saturating_sub(before));
-                let usage = bench
-                    .relay_usage(target.via, proxy)?
-                    .zip(usage_before)
-                    .map(|(after, before)| after.since(before));
-                measured.add(used, usage);
+    // Per row and path, all passes together; per path, each pass's growth (relay CPU per event
+    // in the last row over the first).
+    let mut totals: Vec<Vec<Measured>> = CONCURRENCY_ROWS
+        .iter()
+        .map(|_| targets.iter().map(|_| Measured::default()).collect())
+        .collect();
+    let mut growths: Vec<Vec<f64>> = targets.iter().map(|_| Vec::new()).collect();
+    for _ in 0..PASSES {
+        let mut first: Vec<Option<f64>> = vec![None; targets.len()];
+        for (row, &(concurrency, rounds)) in CONCURRENCY_ROWS.iter().enumerate() {
+            let measured = measure_row(bench, proxy, &targets, concurrency, rounds)?;
+            let events = row_events(concurrency, rounds);
+            for (index, part) in measured.into_iter().enumerate() {
+                let cost = part.cost_per_event(events);
+                if row == 0 {
+                    first[index] = cost;
+                } else if row == CONCURRENCY_ROWS.len() - 1
+                    && let (Some(first), Some(last)) = (first[index], cost)
+                    && first > 0.0
+                {
+                    growths[index].push(last / first);
+                }
+                totals[row][index].merge(part);
             }
         }
+    }
+    // Per path: relay CPU per event at 1 stream over all passes, for the "vs 1 stream" column.
+    let mut first_cost: Vec<(Via, f64)> = Vec::new();
+    for (&(concurrency, rounds), measured) in CONCURRENCY_ROWS.iter().zip(totals) {
+        let events = row_events(concurrency, rounds) * PASSES as f64;
         let mut direct: Option<Summary> = None;
         for (target, measured) in targets.iter().zip(measured) {
             let Measured {
@@ -396,12 +469,10 @@ pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             let per_event = cpu
                 .filter(|_| run.failed == 0)
                 .map(|cpu| cpu.as_micros() as f64 / events);
-            if let Some(cost) = per_event {
-                if concurrency == CONCURRENCY_ROWS[0].0 {
-                    first_cost.push((via, cost));
-                }
-                last_cost.retain(|(v, _)| *v != via);
-                last_cost.push((via, cost));
+            if let Some(cost) = per_event
+                && concurrency == CONCURRENCY_ROWS[0].0
+            {
+                first_cost.push((via, cost));
             }
             let relative =
                 per_event.zip(first_cost.iter().find(|(v, _)| *v == via).map(|(_, c)| *c));
@@ -494,50 +565,53 @@ pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
     }
     bench.report.table(&table);
     let last = CONCURRENCY_ROWS[CONCURRENCY_ROWS.len() - 1].0;
-    let growth = |via: Via| {
-        let cost = |costs: &[(Via, f64)]| costs.iter().find(|(v, _)| *v == via).map(|(_, c)| *c);
-        cost(&last_cost)
-            .zip(cost(&first_cost))
-            .filter(|(_, first)| *first > 0.0)
-            .map(|(last, first)| last / first)
+    // Each path's growth: the median of the passes' ratios, with their range.
+    let growth_range = |via: Via| {
+        let index = targets.iter().position(|target| target.via == via)?;
+        median_range(growths.get(index)?)
     };
+    let growth = |via: Via| growth_range(via).map(|(median, _, _)| median);
     // The machine's own growth, for reading the verdicts below: nginx serves many streams
     // from one event loop, so what it gains or loses at `last` streams is not the proxy's.
     if let Some(nginx) = growth(Via::Nginx) {
         let relative =
             |via: Via| growth(via).map_or_else(|| "n/a".into(), |g| format!("{:.2}×", g / nginx));
         bench.report.text(&format!(
-            "Relay CPU per event at {last} streams over at 1: nginx {nginx:.2}; the proxy's growth \
-             is {} nginx's, chat's {} (for reading only; the target below is absolute).\n",
+            "Relay CPU per event at {last} streams over at 1 (medians of {PASSES} passes): nginx \
+             {nginx:.2}; the proxy's growth is {} nginx's, chat's {} (for reading only; the \
+             target below is absolute).\n",
             relative(Via::Proxy),
             relative(Via::Chat)
         ));
     }
-    let floor = crate::floor::run(&mut bench.report)?;
-    if let (Some((1, first)), Some((_, at_last))) = (floor.first(), floor.last()) {
-        let floor_growth = at_last / first;
+    let floor = crate::floor::run(&mut bench.report, PASSES)?;
+    if let Some((floor_growth, low, high)) = median_range(&floor) {
         let relative = |via: Via| {
             growth(via).map_or_else(|| "n/a".into(), |g| format!("{:.2}×", g / floor_growth))
         };
         bench.report.text(&format!(
-            "The floor's relay CPU per event at {last} streams over at 1: {floor_growth:.2}, what \
-             one thread per stream costs on this machine before any HTTP or parsing; the \
-             proxy's growth is {} the floor's, chat's {} (for reading only).\n",
+            "The floor's relay CPU per event at {last} streams over at 1 (median of {PASSES} \
+             passes): {floor_growth:.2} ({low:.2}–{high:.2}), what one thread per stream costs \
+             on this machine before any HTTP or parsing; the proxy's growth is {} the floor's, \
+             chat's {} (for reading only).\n",
             relative(Via::Proxy),
             relative(Via::Chat)
         ));
     }
     for via in [Via::Proxy, Via::Chat] {
-        let ratio = growth(via);
+        let ratio = growth_range(via);
         bench.report.target(
             "6 concurrency",
             &format!(
-                "flat in concurrency, {}: relay CPU/event at {last} streams over at 1",
+                "flat in concurrency, {}: relay CPU/event at {last} streams over at 1 (median of {PASSES} passes)",
                 via.label()
             ),
             &format!("<= {DRIFT_TARGET:.2}"),
-            &ratio.map_or_else(|| "n/a".into(), |r| format!("{r:.2}")),
-            ratio.map(|r| r <= DRIFT_TARGET),
+            &ratio.map_or_else(
+                || "n/a".into(),
+                |(median, low, high)| format!("{median:.2} ({low:.2}–{high:.2})"),
+            ),
+            ratio.map(|(median, _, _)| median <= DRIFT_TARGET),
         );
     }
     Ok(())
