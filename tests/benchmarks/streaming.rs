@@ -1,12 +1,14 @@
 //! Section 1, `streaming`: the delay per event while streaming, and what each relay adds.
 //!
-//! 200 deltas of 32 bytes, 2 ms apart, at 1 stream (20 streams one after another) and at 16
-//! streams at once (twice). Each delta carries the time the fake wrote it; the client
-//! subtracts that from the time it read it. A path's percentile minus direct's is the delay
-//! that relay adds. The paths take turns round by round, so a burst of load from elsewhere on
-//! the machine lands on all of them alike rather than on one. Targets: the proxy's added p99, on `/v1/responses`
-//! and on chat, at most nginx's added p99 + 0.5 ms; chat's added p99 at most 1.5 × that of
-//! `/v1/responses` (the plain relay).
+//! 200 deltas of 32 bytes, 2 ms apart, at 1 stream and at 16 streams at once, in
+//! [`PASSES`] passes. Each delta carries the time the fake wrote it; the client subtracts
+//! that from the time it read it. Within a pass the paths take turns, so a burst of load
+//! from elsewhere on the machine lands on all of them alike rather than on one; a path's
+//! percentile minus direct's in the same pass is the delay that relay added in that pass,
+//! and the verdicts take the median over the passes (with their range), as section 2 does
+//! with its rounds. Targets: the proxy's added p99, on `/v1/responses` and on chat, at most
+//! nginx's added p99 + 0.5 ms; chat's added p99 at most 1.5 × that of `/v1/responses` (the
+//! plain relay).
 
 use std::time::Duration;
 
@@ -25,9 +27,13 @@ const SCENARIO: Scenario = Scenario {
     delay: Duration::from_millis(2),
 };
 
-/// (concurrent streams, rounds): 4000 and 6400 deltas per path (a p99 over 4000 is the
-/// 40th largest, so one stall of a few ms on a shared machine does not decide it).
-const RUNS: [(usize, usize); 2] = [(1, 20), (16, 2)];
+/// Passes per row. One p99 over a shared 2-core machine's scheduling moves by hundreds of
+/// µs from run to run at 16 streams; the median of five paired passes does not.
+const PASSES: usize = 5;
+
+/// (concurrent streams, streams one after another per pass): 800 and 3,200 deltas per path
+/// and pass (a p99 over 800 is the 8th largest, so one stall does not decide it).
+const RUNS: [(usize, usize); 2] = [(1, 4), (16, 1)];
 
 /// The proxy's added p99 may exceed nginx's by this much, µs.
 const OVER_NGINX_TARGET_US: i64 = 500;
@@ -35,10 +41,42 @@ const OVER_NGINX_TARGET_US: i64 = 500;
 /// Chat's added p99 over `/v1/responses`' added p99.
 const CHAT_RATIO_TARGET: f64 = 1.5;
 
+/// The delay a relay added in each pass: its percentile minus direct's in the same pass.
+#[derive(Debug, Default)]
+struct Added {
+    p50: Vec<i64>,
+    p99: Vec<i64>,
+}
+
+impl Added {
+    /// The median of the passes' added p50.
+    fn p50(&self) -> i64 {
+        median_range(&self.p50).map_or(0, |(median, _, _)| median)
+    }
+
+    /// The median, lowest and highest of the passes' added p99.
+    fn p99(&self) -> (i64, i64, i64) {
+        median_range(&self.p99).unwrap_or_default()
+    }
+}
+
+/// The median, lowest and highest of `values`.
+fn median_range(values: &[i64]) -> Option<(i64, i64, i64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    Some((
+        *sorted.get(sorted.len() / 2)?,
+        *sorted.first()?,
+        *sorted.last()?,
+    ))
+}
+
 /// Runs section 1 against `proxy`.
 pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
     let mut delays = Table::new(
-        "1. Streaming delay per delta (200 deltas 2 ms apart; µs from the fake's write to the client's read)",
+        &format!(
+            "1. Streaming delay per delta (200 deltas 2 ms apart; µs from the fake's write to the client's read; {PASSES} passes, figures over all)"
+        ),
         &[
             "streams",
             "path",
@@ -51,8 +89,10 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             "max µs",
         ],
     );
-    let mut added = Table::new(
-        "1b. Delay added per delta (path minus direct), against nginx's and, for chat, against /v1/responses'",
+    let mut added_table = Table::new(
+        &format!(
+            "1b. Delay added per delta (path minus direct in the same pass; medians of {PASSES} passes, p99 with its range), against nginx's and, for chat, against /v1/responses'"
+        ),
         &[
             "streams",
             "path",
@@ -66,20 +106,36 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             "met",
         ],
     );
-    for (concurrency, rounds) in RUNS {
+    for (concurrency, per_pass) in RUNS {
         let scenario = format!("stream-c{concurrency}");
-        let mut summaries: Vec<(Via, Summary)> = Vec::with_capacity(4);
         let targets = bench.paths(proxy);
         let mut runs: Vec<StreamStats> = targets.iter().map(|_| StreamStats::default()).collect();
-        for _ in 0..rounds {
+        let mut added: Vec<(Via, Added)> = targets
+            .iter()
+            .map(|target| (target.via, Added::default()))
+            .collect();
+        for _ in 0..PASSES {
+            let mut pass: Vec<(Via, Summary)> = Vec::with_capacity(targets.len());
             for (target, run) in targets.iter().zip(&mut runs) {
-                run.merge(run_streams(
+                let mut stats = run_streams(
                     *target,
                     SCENARIO,
                     concurrency,
-                    1,
+                    per_pass,
                     Connections::Reused,
-                )?);
+                )?;
+                pass.push((target.via, Summary::of(&mut stats.delays_us)));
+                run.merge(stats);
+            }
+            let Some(direct) = pass.iter().find(|(via, _)| *via == Via::Direct) else {
+                continue;
+            };
+            let direct = direct.1;
+            for (via, summary) in &pass {
+                if let Some((_, added)) = added.iter_mut().find(|(v, _)| v == via) {
+                    added.p50.push(summary.p50 - direct.p50);
+                    added.p99.push(summary.p99 - direct.p99);
+                }
             }
         }
         for (target, mut run) in targets.into_iter().zip(runs) {
@@ -120,33 +176,34 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                     "note: {scenario} {path}: first failure: {error}\n"
                 ));
             }
-            summaries.push((target.via, summary));
         }
-        let find = |via: Via| summaries.iter().find(|(v, _)| *v == via).map(|(_, s)| *s);
-        let Some(direct) = find(Via::Direct) else {
-            continue;
+        let added_by = |via: Via| {
+            added
+                .iter()
+                .find(|(v, added)| *v == via && !added.p99.is_empty())
+                .map(|(_, added)| added)
         };
-        let added_by = |via: Via| find(via).map(|s| (s.p50 - direct.p50, s.p99 - direct.p99));
-        let nginx_added = added_by(Via::Nginx);
-        let proxy_added = added_by(Via::Proxy);
+        let nginx_p99 = added_by(Via::Nginx).map(|added| added.p99().0);
+        let proxy_p99 = added_by(Via::Proxy).map(|added| added.p99().0);
+        let streams = if concurrency == 1 {
+            "stream"
+        } else {
+            "streams"
+        };
         for via in [Via::Nginx, Via::Proxy, Via::Chat] {
-            let Some((added_p50, added_p99)) = added_by(via) else {
+            let Some(path_added) = added_by(via) else {
                 continue;
             };
             let path = via.label();
-            let streams = if concurrency == 1 {
-                "stream"
-            } else {
-                "streams"
-            };
-            let (over_cell, over_target, over_met) = match (via, nginx_added) {
+            let (added_p99, low, high) = path_added.p99();
+            let (over_cell, over_target, over_met) = match (via, nginx_p99) {
                 (Via::Nginx, _) => ("-".into(), "-".into(), "-".into()),
                 (_, None) => (
                     "n/a".into(),
                     format!("<= nginx's + {OVER_NGINX_TARGET_US}"),
                     verdict(None),
                 ),
-                (_, Some((_, nginx_p99))) => {
+                (_, Some(nginx_p99)) => {
                     let over = added_p99 - nginx_p99;
                     (
                         over.to_string(),
@@ -156,10 +213,11 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                 }
             };
             if via != Via::Nginx {
-                let nginx_p99 = nginx_added.map(|(_, p99)| p99);
                 bench.report.target(
                     "1 streaming",
-                    &format!("added p99 per delta, {path}, {concurrency} {streams}"),
+                    &format!(
+                        "added p99 per delta, {path}, {concurrency} {streams} (median of {PASSES} passes)"
+                    ),
                     &nginx_p99.map_or_else(
                         || format!("<= nginx's added p99 + {OVER_NGINX_TARGET_US} µs (no nginx)"),
                         |p99| {
@@ -174,8 +232,8 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                 );
             }
             // Meaningless when the relay added nothing measurable (noise can make it negative).
-            let chat_ratio = match (via, proxy_added) {
-                (Via::Chat, Some((_, proxy_p99))) if proxy_p99 > 0 => {
+            let chat_ratio = match (via, proxy_p99) {
+                (Via::Chat, Some(proxy_p99)) if proxy_p99 > 0 => {
                     Some(Some(added_p99 as f64 / proxy_p99 as f64))
                 }
                 (Via::Chat, _) => Some(None),
@@ -197,7 +255,9 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             if let Some(ratio) = chat_ratio {
                 bench.report.target(
                     "1 streaming",
-                    &format!("chat added p99 / /v1/responses' added p99, {concurrency} {streams}"),
+                    &format!(
+                        "chat added p99 / /v1/responses' added p99, {concurrency} {streams} (medians of {PASSES} passes)"
+                    ),
                     &format!("<= {CHAT_RATIO_TARGET:.1}"),
                     &ratio.map_or_else(|| "n/a".into(), ratio_text),
                     ratio.map(|r| r <= CHAT_RATIO_TARGET),
@@ -215,11 +275,12 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                     );
                 }
             }
-            added.row(vec![
+            let added_p50 = path_added.p50();
+            added_table.row(vec![
                 concurrency.to_string(),
                 path.into(),
                 added_p50.to_string(),
-                added_p99.to_string(),
+                format!("{added_p99} ({low} to {high})"),
                 over_cell,
                 over_target,
                 over_met,
@@ -230,10 +291,12 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             let csv = &mut bench.report.csv;
             csv.add("streaming", &scenario, path, "added_p50", added_p50, "us");
             csv.add("streaming", &scenario, path, "added_p99", added_p99, "us");
+            csv.add("streaming", &scenario, path, "added_p99_low", low, "us");
+            csv.add("streaming", &scenario, path, "added_p99_high", high, "us");
         }
     }
     bench.report.table(&delays);
-    bench.report.table(&added);
+    bench.report.table(&added_table);
     Ok(())
 }
 
