@@ -15,11 +15,12 @@
 //!    rows after a warm-up burst of 256 streams on every path ([`warm_up`]: the first use of
 //!    the proxy's workers is a one-off cost, reported apart), so only the concurrency
 //!    changes. The relay's CPU per event (with its kernel share and context switches, from
-//!    /proc) and the delay it adds per delta (p50, p99, against direct at the same
+//!    /proc; for the proxy also the threads it started, from /proc/<pid>/task) and the delay it adds per delta (p50, p99, against direct at the same
 //!    concurrency) should stay flat: at 256 streams within 25 % of 1. All rows run
 //!    [`PASSES`] times, one pass after another; the verdict is the median of the passes'
 //!    ratios, with their range.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::fast_fake::{FRAMING_EVENTS, Scenario};
@@ -63,6 +64,8 @@ struct Measured {
     cpu: Option<Duration>,
     /// Relay CPU split and context switches from /proc.
     usage: Option<Usage>,
+    /// Threads the proxy started during the row (`None` for the other paths).
+    threads_started: Option<usize>,
     wall: Duration,
 }
 
@@ -72,6 +75,7 @@ impl Default for Measured {
             run: StreamStats::default(),
             cpu: Some(Duration::ZERO),
             usage: Some(Usage::default()),
+            threads_started: None,
             wall: Duration::ZERO,
         }
     }
@@ -89,7 +93,14 @@ impl Measured {
     fn merge(&mut self, other: Measured) {
         self.run.merge(other.run);
         self.wall += other.wall;
+        self.add_threads(other.threads_started);
         self.add(other.cpu, other.usage);
+    }
+
+    fn add_threads(&mut self, started: Option<usize>) {
+        if let Some(started) = started {
+            self.threads_started = Some(self.threads_started.unwrap_or(0) + started);
+        }
     }
 
     fn add(&mut self, cpu: Option<Duration>, usage: Option<Usage>) {
@@ -329,6 +340,14 @@ fn warm_up(bench: &mut Bench, proxy: &ProxyProcess, targets: &[Target]) -> Bench
     Ok(())
 }
 
+/// The proxy's thread ids when `via` goes through it, read outside the CPU window.
+fn proxy_threads(via: Via, proxy: &ProxyProcess) -> BenchResult<Option<BTreeSet<u32>>> {
+    Ok(match via {
+        Via::Proxy | Via::Chat => Some(proxy.thread_ids()?),
+        Via::Direct | Via::Nginx => None,
+    })
+}
+
 /// Events of one pass of a section 6 row: every stream's deltas and other events.
 fn row_events(concurrency: usize, rounds: usize) -> f64 {
     (concurrency * rounds * (CONCURRENCY_DELTAS + FRAMING_EVENTS)) as f64
@@ -357,6 +376,7 @@ fn measure_row(
         for (target, measured) in targets.iter().zip(&mut measured) {
             // The split and switches come from /proc (ticks of 10 ms), the total from the CPU
             // clock; the usage is read outside the clock's window.
+            let threads_before = proxy_threads(target.via, proxy)?;
             let usage_before = bench.relay_usage(target.via, proxy)?;
             let before = bench.relay_cpu(target.via, proxy)?;
             let began = Instant::now();
@@ -377,6 +397,10 @@ fn measure_row(
                 .zip(usage_before)
                 .map(|(after, before)| after.since(before));
             measured.add(used, usage);
+            if let Some(before) = threads_before {
+                let after = proxy.thread_ids()?;
+                measured.add_threads(Some(after.difference(&before).count()));
+            }
         }
     }
     Ok(measured)
@@ -412,6 +436,7 @@ pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             "relay CPU µs / event",
             "of it kernel µs / event",
             "relay switches / event",
+            "threads started",
             "vs 1 stream",
             "wall s",
         ],
@@ -454,6 +479,7 @@ pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                 mut run,
                 cpu,
                 usage,
+                threads_started,
                 wall,
             } = measured;
             let usage = usage.filter(|_| run.failed == 0);
@@ -497,6 +523,7 @@ pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                     || "-".into(),
                     |u| format!("{:.2}", u.switches as f64 / events),
                 ),
+                threads_started.map_or_else(|| "-".into(), |n| n.to_string()),
                 relative.map_or_else(|| "-".into(), |r| format!("{r:.2}")),
                 format!("{:.1}", wall.as_secs_f64()),
             ]);
@@ -533,6 +560,16 @@ pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                     "relay_cpu_per_event",
                     value,
                     "us",
+                );
+            }
+            if let Some(started) = threads_started {
+                csv.add(
+                    "concurrency",
+                    &scenario,
+                    path,
+                    "threads_started",
+                    started,
+                    "",
                 );
             }
             if let Some(usage) = usage {

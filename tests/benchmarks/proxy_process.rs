@@ -7,6 +7,7 @@
 //! (CPU time) for the memory and CPU figures, and times how long it took from being spawned
 //! to its first successful `/healthz`.
 
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -132,6 +133,19 @@ impl ProxyProcess {
             hwm: field("VmHWM:")? * 1024,
             threads: field("Threads:")?,
         })
+    }
+
+    /// The ids of its threads now (`/proc/<pid>/task`): threads in a later reading and not in
+    /// an earlier one were started between the two (tiny_http starts a connection thread when
+    /// no idle one is left, and an idle one ends after 5 s).
+    pub fn thread_ids(&self) -> io::Result<BTreeSet<u32>> {
+        let mut ids = BTreeSet::new();
+        for entry in std::fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
+            if let Some(id) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) {
+                ids.insert(id);
+            }
+        }
+        Ok(ids)
     }
 
     /// User plus system CPU time of the whole process so far.
