@@ -1,5 +1,6 @@
 //! Credentials over real sockets and real files: single-flight refresh, persistence across
-//! restarts, seeding rules, remembered permanent failures, readiness.
+//! restarts, seeding rules, remembered permanent failures, readiness; and the scratch
+//! directories that hold those files are removed when the tests are done with them.
 
 #![expect(clippy::expect_used, reason = "test helpers fail loudly")]
 
@@ -69,7 +70,8 @@ fn a_stale_token_under_32_concurrent_callers_causes_exactly_one_refresh() {
     let oauth = FakeOAuth::start("seed-refresh");
     fake.set_access_token("rotated-access");
     oauth.set_next_access_token("rotated-access");
-    let file = scratch_dir().join("credentials.json");
+    let dir = scratch_dir();
+    let file = dir.join("credentials.json");
     let proxy = Arc::new(proxy(
         &fake,
         &oauth,
@@ -108,7 +110,8 @@ fn a_restart_keeps_the_rotated_token_and_a_new_login_reseeds() {
     let oauth = FakeOAuth::start("seed-refresh");
     fake.set_access_token("rotated-access");
     oauth.set_next_access_token("rotated-access");
-    let file = scratch_dir().join("credentials.json");
+    let dir = scratch_dir();
+    let file = dir.join("credentials.json");
     let stale = access_token_expiring_in(60);
     {
         let first = proxy(&fake, &oauth, &file, &stale, "seed-refresh");
@@ -158,7 +161,8 @@ fn a_permanent_failure_is_remembered_across_restarts_until_the_credentials_chang
         status: 400,
         body: json!({"error": {"message": "Your refresh token has already been used to generate a new access token.", "type": "invalid_request_error", "param": null, "code": "refresh_token_reused"}}).to_string(),
     });
-    let file = scratch_dir().join("credentials.json");
+    let dir = scratch_dir();
+    let file = dir.join("credentials.json");
     let expired = access_token_expiring_in(0);
     {
         let proxy = proxy(&fake, &oauth, &file, &expired, "seed-refresh");
@@ -201,7 +205,8 @@ fn transient_token_endpoint_failures_are_retried_then_reported() {
         status: 503,
         body: "{}".into(),
     });
-    let file = scratch_dir().join("credentials.json");
+    let dir = scratch_dir();
+    let file = dir.join("credentials.json");
     let proxy = proxy(
         &fake,
         &oauth,
@@ -227,7 +232,8 @@ fn transient_token_endpoint_failures_are_retried_then_reported() {
 fn readyz_reports_credentials_without_secrets() {
     let fake = FakeCodex::start();
     let oauth = FakeOAuth::start("seed-refresh");
-    let file = scratch_dir().join("credentials.json");
+    let dir = scratch_dir();
+    let file = dir.join("credentials.json");
     let access = access_token_expiring_in(3600);
     let proxy = proxy(&fake, &oauth, &file, &access, "seed-refresh");
     let unauthenticated = harness::get_with_auth(&format!("{}/readyz", proxy.base), None);
@@ -287,4 +293,27 @@ fn an_existing_codex_cli_auth_json_is_used_and_kept_valid() {
         std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777,
         0o600
     );
+}
+
+#[test]
+fn a_scratch_directory_is_removed_with_its_files_when_dropped() {
+    let dir = scratch_dir();
+    let path = dir.to_path_buf();
+    std::fs::create_dir(dir.join("nested")).expect("mkdir");
+    std::fs::write(dir.join("nested/credentials.json"), "{}").expect("write");
+    assert!(path.join("nested/credentials.json").is_file());
+    drop(dir);
+    assert!(!path.exists(), "{} was left behind", path.display());
+}
+
+#[test]
+fn a_test_proxy_keeps_its_default_credentials_directory_until_dropped() {
+    let fake = FakeCodex::start();
+    let proxy = TestProxy::start(config(&fake.base_url(), &[]));
+    let file = proxy.proxy.config.credentials_file.clone();
+    assert_eq!(ask(&proxy).status, 200);
+    assert!(file.is_file(), "the proxy seeded {}", file.display());
+    let dir = file.parent().expect("the file's directory").to_path_buf();
+    drop(proxy);
+    assert!(!dir.exists(), "{} was left behind", dir.display());
 }

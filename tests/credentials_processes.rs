@@ -40,8 +40,7 @@ fn start(fake: &FakeCodex, oauth: &FakeOAuth, file: &Path, seed_access: &str) ->
     let codex = fake.base_url();
     let auth = oauth.base_url();
     let file = file.display().to_string();
-    let dir = scratch_dir();
-    ProxyProcess::start(
+    ProxyProcess::start_in(
         &[
             ("PROXY_API_KEY", PROXY_KEY),
             ("CODEX_BASE_URL", &codex),
@@ -52,7 +51,7 @@ fn start(fake: &FakeCodex, oauth: &FakeOAuth, file: &Path, seed_access: &str) ->
             ("WORKERS", "8"),
             ("LOG_LEVEL", "info"),
         ],
-        &dir,
+        scratch_dir(),
     )
     .expect("proxy starts")
 }
@@ -153,7 +152,8 @@ fn two_processes_sharing_one_file_never_reuse_a_refresh_token() {
     fake.accept_access_token_prefix(&jwt_prefix());
     let oauth = FakeOAuth::start("seed-refresh");
     oauth.issue_jwts(200);
-    let file = scratch_dir().join("credentials.json");
+    let dir = scratch_dir();
+    let file = dir.join("credentials.json");
     let first = start(&fake, &oauth, &file, &expired_access());
     let second = start(&fake, &oauth, &file, &expired_access());
     let callers: Vec<_> = [first.base(), second.base()]
@@ -178,7 +178,8 @@ fn a_second_process_adopts_the_first_ones_rotation_instead_of_refreshing() {
     fake.accept_access_token_prefix(&jwt_prefix());
     let oauth = FakeOAuth::start("seed-refresh");
     oauth.issue_jwts(3600);
-    let file = scratch_dir().join("credentials.json");
+    let dir = scratch_dir();
+    let file = dir.join("credentials.json");
     let first = start(&fake, &oauth, &file, &expired_access());
     let second = start(&fake, &oauth, &file, &expired_access());
     assert_eq!(ask(&first.base()), 200);

@@ -21,6 +21,7 @@ mod harness;
 mod secrets;
 
 use std::io::{BufRead, BufReader, Read};
+use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use fake_oauth::FakeOAuth;
 use fake_oauth::login::{LOGIN_ACCOUNT, LOGIN_REFRESH, USER_CODE};
+use harness::ScratchDir;
 use serde_json::{Value, json};
 
 struct Login {
@@ -39,7 +41,23 @@ struct Login {
     /// Every stderr line, also those `wait_for_line` consumed, for the secret scan.
     all_stderr: Arc<Mutex<Vec<String>>>,
     reader: Option<JoinHandle<()>>,
-    file: PathBuf,
+    file: SavedCredentials,
+}
+
+/// Where `--login` saves the credentials (whether or not it did), with the scratch directory
+/// that holds the file and is its working directory; derefs to the file's path.
+struct SavedCredentials {
+    path: PathBuf,
+    /// Removed when this is dropped, which is after the process has exited.
+    _scratch: ScratchDir,
+}
+
+impl Deref for SavedCredentials {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
 }
 
 fn start_login(oauth: &FakeOAuth, browser: bool) -> Login {
@@ -77,13 +95,17 @@ fn start_login(oauth: &FakeOAuth, browser: bool) -> Login {
         stderr,
         all_stderr,
         reader: Some(reader),
-        file,
+        file: SavedCredentials {
+            path: file,
+            _scratch: dir,
+        },
     }
 }
 
 impl Login {
-    /// Waits (bounded) for the process to end; returns (exit code, stdout, all stderr).
-    fn finish(mut self) -> (Option<i32>, String, String, PathBuf) {
+    /// Waits (bounded) for the process to end; returns (exit code, stdout, all stderr, the
+    /// credentials file, whose directory lasts as long as that value).
+    fn finish(mut self) -> (Option<i32>, String, String, SavedCredentials) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let code = loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -106,7 +128,7 @@ impl Login {
             secrets::check_lines(secrets::registry(), all_stderr.iter().map(String::as_str));
         secrets::assert_no_findings("--login's stderr", &findings);
         let stderr: Vec<String> = self.stderr.try_iter().collect();
-        (code, stdout, stderr.join("\n"), self.file.clone())
+        (code, stdout, stderr.join("\n"), self.file)
     }
 
     /// Reads stderr until a line containing `needle` (bounded); returns that line.

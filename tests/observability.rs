@@ -354,7 +354,7 @@ fn start_process(fake: &FakeCodex, format: &str) -> ProxyProcess {
     let codex = fake.base_url();
     let dir = scratch_dir();
     let file = dir.join("credentials.json").display().to_string();
-    ProxyProcess::start(
+    ProxyProcess::start_in(
         &[
             ("PROXY_API_KEY", PROXY_KEY),
             ("OPENAI_ACCESS_TOKEN", "test-access-token"),
@@ -362,7 +362,7 @@ fn start_process(fake: &FakeCodex, format: &str) -> ProxyProcess {
             ("CREDENTIALS_FILE", &file),
             ("LOG_FORMAT", format),
         ],
-        &dir,
+        dir,
     )
     .expect("proxy starts")
 }

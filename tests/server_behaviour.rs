@@ -332,8 +332,9 @@ impl Handler for PanicOn {
 #[test]
 fn a_panicking_handler_answers_500_and_its_worker_lives_on() {
     let fake = FakeCodex::start();
-    let proxy = codex_sub_proxy::build_proxy(config(&fake.base_url(), &[("WORKERS", "1")]));
-    let proxy = Arc::new(proxy.expect("proxy"));
+    // The scratch directory of the credentials file is bound first, so it outlives the server.
+    let (settings, _scratch) = config(&fake.base_url(), &[("WORKERS", "1")]).into_parts();
+    let proxy = Arc::new(codex_sub_proxy::build_proxy(settings).expect("proxy"));
     let server = TestProxy::start_with(proxy.clone(), Arc::new(PanicOn(proxy)));
     for _ in 0..3 {
         let error = get(&format!("{}/v1/panic", server.base)).expect_error(500);

@@ -28,7 +28,7 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/smoke-test.sh
 fn start_proxy(fake: &FakeCodex) -> ProxyProcess {
     let dir = scratch_dir();
     let credentials = dir.join("credentials.json").display().to_string();
-    ProxyProcess::start(
+    ProxyProcess::start_in(
         &[
             ("PROXY_API_KEY", PROXY_KEY),
             ("CODEX_BASE_URL", &fake.base_url()),
@@ -36,7 +36,7 @@ fn start_proxy(fake: &FakeCodex) -> ProxyProcess {
             ("OPENAI_ACCESS_TOKEN", DEFAULT_ACCESS_TOKEN),
             ("CREDENTIALS_FILE", &credentials),
         ],
-        &dir,
+        dir,
     )
     .expect("proxy starts")
 }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fake_codex::{DEFAULT_ACCESS_TOKEN, FakeCodex};
-use harness::{PROXY_KEY, scratch_dir};
+use harness::{PROXY_KEY, ScratchDir, scratch_dir};
 
 const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/smoke-test.sh");
 /// Where the binary sits inside the empty root.
@@ -47,8 +47,8 @@ fn in_empty_root(root: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
     command
 }
 
-/// A fresh directory holding only a copy of the binary.
-fn empty_root(binary: &Path) -> PathBuf {
+/// A fresh directory holding only a copy of the binary, removed when the guard is dropped.
+fn empty_root(binary: &Path) -> ScratchDir {
     let root = scratch_dir();
     let inside = root.join(INSIDE.trim_start_matches('/'));
     std::fs::copy(binary, &inside).expect("copy the static binary into the root");

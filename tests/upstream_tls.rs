@@ -273,7 +273,8 @@ fn ask(proxy: &TestProxy) -> Answer {
 fn an_untrusted_token_endpoint_certificate_fails_the_refresh_and_leaves_the_file() {
     let tls = TlsUpstream::start();
     let fake = FakeCodex::start();
-    let file = scratch_dir().join("credentials.json");
+    let dir = scratch_dir();
+    let file = dir.join("credentials.json");
     let expired = access_token_expiring_at(unix_now() - 60);
     let proxy = token_proxy(&fake, &tls, &file, &expired);
     let seeded = std::fs::read(&file).expect("the seeded credentials file");
@@ -343,7 +344,8 @@ fn a_proactive_refresh_refused_by_certificate_keeps_serving_with_the_valid_token
     // Inside the 5-minute refresh window, still valid: the refresh is proactive.
     let access = access_token_expiring_at(unix_now() + 120);
     fake.set_access_token(&access);
-    let file = scratch_dir().join("credentials.json");
+    let dir = scratch_dir();
+    let file = dir.join("credentials.json");
     let proxy = token_proxy(&fake, &tls, &file, &access);
     let seeded = std::fs::read(&file).expect("the seeded credentials file");
 

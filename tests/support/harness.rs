@@ -15,6 +15,8 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +34,10 @@ pub mod log_capture;
 pub const PROXY_KEY: &str = "test-proxy-key";
 
 /// A configuration pointing at `codex_base` with test defaults, plus `overrides`.
-pub fn config(codex_base: &str, overrides: &[(&str, &str)]) -> Config {
+///
+/// Unless `overrides` names a `CREDENTIALS_FILE`, the credentials file is `credentials.json` in
+/// a new [`ScratchDir`] that the returned [`TestConfig`] owns.
+pub fn config(codex_base: &str, overrides: &[(&str, &str)]) -> TestConfig {
     // Installed before anything can log, so every line of the proxies this binary runs is kept.
     log_capture::install();
     let mut values: HashMap<String, String> = [
@@ -50,14 +55,36 @@ pub fn config(codex_base: &str, overrides: &[(&str, &str)]) -> Config {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     values.insert("CODEX_BASE_URL".into(), codex_base.to_string());
-    values.insert(
-        "CREDENTIALS_FILE".into(),
-        scratch_dir().join("credentials.json").display().to_string(),
-    );
+    // A test that names its own file owns its directory; only the default needs one here.
+    let scratch = (!overrides.iter().any(|(key, _)| *key == "CREDENTIALS_FILE")).then(|| {
+        let scratch = scratch_dir();
+        values.insert(
+            "CREDENTIALS_FILE".into(),
+            scratch.join("credentials.json").display().to_string(),
+        );
+        scratch
+    });
     for (key, value) in overrides {
         values.insert(key.to_string(), value.to_string());
     }
-    Config::from_lookup(|name| values.get(name).cloned()).expect("test config is valid")
+    let config =
+        Config::from_lookup(|name| values.get(name).cloned()).expect("test config is valid");
+    TestConfig { config, scratch }
+}
+
+/// A test [`Config`] together with the scratch directory holding its default credentials
+/// file, which has to outlive every proxy built from the configuration.
+pub struct TestConfig {
+    config: Config,
+    /// The directory of the default credentials file; `None` when the test named the file.
+    scratch: Option<ScratchDir>,
+}
+
+impl TestConfig {
+    /// The configuration, and the directory to keep alive for as long as it is in use.
+    pub fn into_parts(self) -> (Config, Option<ScratchDir>) {
+        (self.config, self.scratch)
+    }
 }
 
 /// Now, in Unix seconds.
@@ -88,14 +115,58 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
     condition()
 }
 
-/// A new empty directory under the system temp dir.
-pub fn scratch_dir() -> std::path::PathBuf {
+/// A new empty directory under the system temp dir, removed with its contents when the
+/// returned guard is dropped.
+///
+/// Bind the guard (`let dir = scratch_dir();`) and keep it for as long as anything uses the
+/// directory: `scratch_dir().join("x")` drops it at the end of the statement, which removes
+/// the directory before the path is used.
+pub fn scratch_dir() -> ScratchDir {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).expect("random");
     let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let dir = std::env::temp_dir().join(format!("codex-sub-proxy-test-{name}"));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    let path = std::env::temp_dir().join(format!("codex-sub-proxy-test-{name}"));
+    std::fs::create_dir_all(&path).expect("scratch dir");
+    ScratchDir { path }
+}
+
+/// A directory of one test under the system temp dir (`codex-sub-proxy-test-<hex>`), removed
+/// recursively when this guard is dropped; it derefs to its [`Path`].
+///
+/// Whatever uses the directory (a proxy, a child process) must be dropped first: hold the
+/// guard in the same struct, or bind it before the user so that it is dropped after it.
+#[derive(Debug)]
+#[must_use = "the directory is removed when the guard is dropped"]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Deref for ScratchDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for ScratchDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // Best effort: a failure to clean up must not fail (or mask the failure of) a test.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// A proxy running in this process.
@@ -105,15 +176,21 @@ pub struct TestProxy {
     pub proxy: Arc<Proxy>,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The directory of the default credentials file; a field drops after `Drop::drop` has
+    /// stopped the server and scanned the file, so it outlives both.
+    scratch: Option<ScratchDir>,
 }
 
 impl TestProxy {
-    /// Starts the real router.
-    pub fn start(config: Config) -> TestProxy {
+    /// Starts the real router, keeping `config`'s scratch directory until it is dropped.
+    pub fn start(config: TestConfig) -> TestProxy {
+        let (config, scratch) = config.into_parts();
         log_capture::install();
         register_credentials(&config);
         let proxy = Arc::new(codex_sub_proxy::build_proxy(config).expect("credentials load"));
-        Self::start_with(proxy.clone(), proxy)
+        let mut started = Self::start_with(proxy.clone(), proxy);
+        started.scratch = scratch;
+        started
     }
 
     /// Starts with a custom handler (to inject panics), keeping `proxy` for inspection.
@@ -128,6 +205,7 @@ impl TestProxy {
             server: Some(server),
             proxy,
             base,
+            scratch: None,
         }
     }
 

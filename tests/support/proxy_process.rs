@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::harness::ScratchDir;
 use crate::secrets::{self, SecretKind};
 
 /// A running proxy process; killed (SIGKILL) on drop if still running.
@@ -24,9 +25,20 @@ pub struct ProxyProcess {
     logs: Arc<Mutex<Vec<String>>>,
     readers: Vec<JoinHandle<()>>,
     credentials_file: Option<std::path::PathBuf>,
+    /// The working directory, when the process owns it; a field drops after `Drop::drop` has
+    /// reaped the child, so the directory outlives the process.
+    workdir: Option<ScratchDir>,
 }
 
 impl ProxyProcess {
+    /// Like [`ProxyProcess::start`] in `workdir`, which the process keeps until it is dropped
+    /// and has been reaped; for a helper that returns the process but not the directory.
+    pub fn start_in(vars: &[(&str, &str)], workdir: ScratchDir) -> Result<ProxyProcess, String> {
+        let mut process = Self::start(vars, &workdir)?;
+        process.workdir = Some(workdir);
+        Ok(process)
+    }
+
     /// Starts the binary with exactly these variables (plus `PATH`), in `workdir`, and waits
     /// (bounded) for it to listen. Returns `Err` with its output if it exits or never listens.
     pub fn start(vars: &[(&str, &str)], workdir: &std::path::Path) -> Result<ProxyProcess, String> {
@@ -85,6 +97,7 @@ impl ProxyProcess {
                     logs,
                     readers,
                     credentials_file,
+                    workdir: None,
                 });
             }
             if let Ok(Some(status)) = child.try_wait() {
