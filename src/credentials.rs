@@ -221,13 +221,13 @@ fn is_stale(tokens: &TokenSet) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials_file::Scratch;
 
-    fn scratch_file() -> CredentialsFile {
-        let mut random = [0u8; 8];
-        getrandom::fill(&mut random).expect("random");
-        let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let dir = std::env::temp_dir().join(format!("csp-seed-{name}"));
-        CredentialsFile::new(dir.join("credentials.json"))
+    /// A credentials file not yet written, in a directory removed when the guard is dropped.
+    fn scratch_file() -> (Scratch, CredentialsFile) {
+        let dir = Scratch::new("csp-seed");
+        let file = CredentialsFile::new(dir.join("credentials.json"));
+        (dir, file)
     }
 
     fn env(refresh: &str) -> TokenSet {
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn seeds_a_missing_file_then_the_file_wins() {
-        let file = scratch_file();
+        let (_dir, file) = scratch_file();
         let loaded = load_or_seed(&file, &env("r1")).expect("load");
         assert_eq!(loaded.origin, Origin::SeededNew);
         // The proxy rotates r1 into r2 and persists it.
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn without_environment_tokens_the_file_is_used_and_nothing_is_empty() {
-        let file = scratch_file();
+        let (_dir, file) = scratch_file();
         let loaded = load_or_seed(&file, &TokenSet::default()).expect("load");
         assert_eq!(loaded.origin, Origin::Empty);
         assert!(
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_file_is_an_error_and_is_left_alone() {
-        let file = scratch_file();
+        let (_dir, file) = scratch_file();
         std::fs::create_dir_all(file.path().parent().expect("parent")).expect("dir");
         std::fs::write(file.path(), "{not json").expect("write");
         assert!(load_or_seed(&file, &env("r1")).is_err());
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn a_remembered_failure_comes_back_after_restart() {
-        let file = scratch_file();
+        let (_dir, file) = scratch_file();
         load_or_seed(&file, &env("r1")).expect("load");
         let state = ProxyState {
             seeded_from: Some(fingerprint("r1")),
