@@ -60,8 +60,16 @@ const CHUNKS: usize = 4;
 /// the median of the passes' ratios, with their range, as throughput's is of its rounds': on
 /// 2 cores one pass's ratio moved by up to 0.3 from pass to pass (the proxy 0.87–1.18 and the
 /// std-only floor 1.05–1.55 in one run of three), so three passes still left the median to
-/// chance.
-const PASSES: usize = 5;
+/// chance. An even number, because the paths' order is reversed every other pass: in a row of
+/// one part, chat always ran right after `/v1/responses` in the same process, and its 256-stream
+/// row came out 1.25 where the proxy's was 1.09 (the kernel share 24.9 against 21.3 µs per
+/// event), as in section 1, where the proxy path that ran second had the larger tail.
+const PASSES: usize = 6;
+
+/// Section 6: the wait after a part's streams end before the relay's CPU is read, so that
+/// what the relay does once they end (closing connections) counts for that part rather than
+/// for the next one on the same process.
+const SETTLE: Duration = Duration::from_millis(50);
 
 /// How far the cost may drift (linearity, flatness) before it counts as growth.
 const DRIFT_TARGET: f64 = 1.25;
@@ -452,8 +460,8 @@ fn measure_row(
     bench: &Bench,
     proxy: &ProxyProcess,
     targets: &[Target],
-    concurrency: usize,
-    rounds: usize,
+    (concurrency, rounds): (usize, usize),
+    pass: usize,
 ) -> BenchResult<Vec<Measured>> {
     let scenario = Scenario {
         deltas: CONCURRENCY_DELTAS,
@@ -462,12 +470,19 @@ fn measure_row(
     };
     // The paths take turns in up to CHUNKS parts, so a burst of load from elsewhere lands on
     // all of them alike; each part's CPU is read around that part alone (the proxy serves two
-    // of the paths).
+    // of the paths), [`SETTLE`] after its streams end. Every other part (and pass, for a row of
+    // one part) goes in reverse order: see [`PASSES`].
     let chunks = rounds.min(CHUNKS);
     let mut measured: Vec<Measured> = targets.iter().map(|_| Measured::default()).collect();
     for chunk in 0..chunks {
         let part = rounds / chunks + usize::from(chunk < rounds % chunks);
-        for (target, measured) in targets.iter().zip(&mut measured) {
+        let order: Vec<usize> = if (pass + chunk).is_multiple_of(2) {
+            (0..targets.len()).collect()
+        } else {
+            (0..targets.len()).rev().collect()
+        };
+        for index in order {
+            let (target, measured) = (&targets[index], &mut measured[index]);
             // The split and switches come from /proc (ticks of 10 ms), the total from the CPU
             // clock; the usage is read outside the clock's window.
             let threads_before = proxy_threads(target.via, proxy)?;
@@ -482,6 +497,7 @@ fn measure_row(
                 Connections::PerStream,
             )?);
             measured.wall += began.elapsed();
+            std::thread::sleep(SETTLE);
             let used = bench
                 .relay_cpu(target.via, proxy)?
                 .zip(before)
@@ -544,10 +560,10 @@ pub fn concurrency(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
         .map(|_| targets.iter().map(|_| Measured::default()).collect())
         .collect();
     let mut growths: Vec<Vec<f64>> = targets.iter().map(|_| Vec::new()).collect();
-    for _ in 0..PASSES {
+    for pass in 0..PASSES {
         let mut first: Vec<Option<f64>> = vec![None; targets.len()];
         for (row, &(concurrency, rounds)) in CONCURRENCY_ROWS.iter().enumerate() {
-            let measured = measure_row(bench, proxy, &targets, concurrency, rounds)?;
+            let measured = measure_row(bench, proxy, &targets, (concurrency, rounds), pass)?;
             let events = row_events(concurrency, rounds);
             for (index, part) in measured.into_iter().enumerate() {
                 let cost = part.cost_per_event(events);
