@@ -16,8 +16,8 @@
 //!    rows after a warm-up burst of 256 streams on every path ([`warm_up`]: the first use of
 //!    the proxy's workers is a one-off cost, reported apart), so only the concurrency
 //!    changes. The relay's CPU per event (with its kernel share and context switches, from
-//!    /proc; for the proxy also the threads it started, from /proc/<pid>/task) and the delay it adds per delta (p50, p99, against direct at the same
-//!    concurrency) should stay flat: at 256 streams within 25 % of 1. All rows run
+//!    /proc; for the proxy also the threads it started, from /proc/<pid>/task) and the delay
+//!    it adds per delta (p50, p99, against direct at the same concurrency) should stay flat: at 256 streams within 25 % of 1. All rows run
 //!    [`PASSES`] times, one pass after another; the verdict is the median of the passes'
 //!    ratios, with their range.
 
@@ -28,8 +28,8 @@ use crate::fast_fake::{FRAMING_EVENTS, Scenario};
 use crate::load::{Connections, Sequential, StreamStats, run_streams};
 use crate::proxy_process::{ProxyProcess, Usage};
 use crate::report::verdict;
-use crate::stats::{Summary, Table, fit_line, ms};
-use crate::via::{Request, Target, Via};
+use crate::stats::{Summary, Table, fit_line, median_range, ms};
+use crate::via::{Request, Target, Via, turn_order};
 use crate::{Bench, BenchResult};
 
 /// Section 5: (deltas per stream, requests per pass): 10^5 events per pass in each of the two
@@ -150,6 +150,17 @@ impl EventRow {
         }
     }
 
+    /// Adds another pass's figures for the same row and path.
+    fn merge(&mut self, other: EventRow) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.latencies_us.extend(other.latencies_us);
+        self.cpu = self.cpu.zip(other.cpu).map(|(sum, cpu)| sum + cpu);
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
     /// Relay CPU µs per request, when every request succeeded.
     fn per_request(&self) -> Option<f64> {
         self.cpu
@@ -242,13 +253,7 @@ pub fn events(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
         for ((pass, total), drifts) in pass.into_iter().zip(&mut totals).zip(&mut drifts) {
             drifts.extend(event_drift(&pass));
             for (part, total) in pass.into_iter().zip(total.iter_mut()) {
-                total.ok += part.ok;
-                total.failed += part.failed;
-                total.latencies_us.extend(part.latencies_us);
-                total.cpu = total.cpu.zip(part.cpu).map(|(sum, cpu)| sum + cpu);
-                if total.first_error.is_none() {
-                    total.first_error = part.first_error;
-                }
+                total.merge(part);
             }
         }
     }
@@ -476,12 +481,7 @@ fn measure_row(
     let mut measured: Vec<Measured> = targets.iter().map(|_| Measured::default()).collect();
     for chunk in 0..chunks {
         let part = rounds / chunks + usize::from(chunk < rounds % chunks);
-        let order: Vec<usize> = if (pass + chunk).is_multiple_of(2) {
-            (0..targets.len()).collect()
-        } else {
-            (0..targets.len()).rev().collect()
-        };
-        for index in order {
+        for index in turn_order(targets.len(), pass + chunk) {
             let (target, measured) = (&targets[index], &mut measured[index]);
             // The split and switches come from /proc (ticks of 10 ms), the total from the CPU
             // clock; the usage is read outside the clock's window.
@@ -514,17 +514,6 @@ fn measure_row(
         }
     }
     Ok(measured)
-}
-
-/// The median, lowest and highest of `values`.
-fn median_range(values: &[f64]) -> Option<(f64, f64, f64)> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    Some((
-        *sorted.get(sorted.len() / 2)?,
-        *sorted.first()?,
-        *sorted.last()?,
-    ))
 }
 
 /// Runs section 6 against `proxy` (which should have a worker per stream).

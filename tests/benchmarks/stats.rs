@@ -43,6 +43,18 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The median (the upper one of an even count), lowest and highest of `values`; `None` when
+/// there are none. The verdicts of passes and rounds are read this way.
+pub fn median_range<T: Copy + PartialOrd>(values: &[T]) -> Option<(T, T, T)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    Some((
+        *sorted.get(sorted.len() / 2)?,
+        *sorted.first()?,
+        *sorted.last()?,
+    ))
+}
+
 /// Microseconds as milliseconds with two decimals.
 pub fn ms(micros: i64) -> String {
     format!("{:.2}", micros as f64 / 1000.0)

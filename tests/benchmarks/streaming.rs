@@ -16,8 +16,8 @@ use crate::fast_fake::Scenario;
 use crate::load::{Connections, StreamStats, run_streams};
 use crate::proxy_process::ProxyProcess;
 use crate::report::verdict;
-use crate::stats::{Summary, Table};
-use crate::via::Via;
+use crate::stats::{Summary, Table, median_range};
+use crate::via::{Via, turn_order};
 use crate::{Bench, BenchResult};
 
 /// 200 deltas of 32 bytes, 2 ms apart.
@@ -61,17 +61,6 @@ impl Added {
     fn p99(&self) -> (i64, i64, i64) {
         median_range(&self.p99).unwrap_or_default()
     }
-}
-
-/// The median, lowest and highest of `values`.
-fn median_range(values: &[i64]) -> Option<(i64, i64, i64)> {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    Some((
-        *sorted.get(sorted.len() / 2)?,
-        *sorted.first()?,
-        *sorted.last()?,
-    ))
 }
 
 /// Runs section 1 against `proxy`.
@@ -125,14 +114,7 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
         for _ in 0..passes {
             let mut delays_us: Vec<Vec<i64>> = targets.iter().map(|_| Vec::new()).collect();
             for turn in 0..turns {
-                // Every other turn runs the paths in reverse, so no path always follows the
-                // same one (see `RUNS`).
-                let order: Vec<usize> = if turn % 2 == 0 {
-                    (0..targets.len()).collect()
-                } else {
-                    (0..targets.len()).rev().collect()
-                };
-                for index in order {
+                for index in turn_order(targets.len(), turn) {
                     let stats = run_streams(
                         targets[index],
                         SCENARIO,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::load::{ThroughputStats, run_throughput};
 use crate::proxy_process::{ProxyProcess, Usage, own_cpu_time};
 use crate::report::verdict;
-use crate::stats::{Summary, Table, ms};
+use crate::stats::{Summary, Table, median_range, ms};
 use crate::via::{Request, Via};
 use crate::{Bench, BenchResult, SHORT_SCENARIO};
 
@@ -303,17 +303,9 @@ fn median_ratio(rounds: &[Vec<(Via, f64)>], top: Via, bottom: Via) -> Option<(f6
     let rate = |round: &[(Via, f64)], via: Via| {
         round.iter().find(|(v, _)| *v == via).map(|(_, rate)| *rate)
     };
-    let mut ratios: Vec<f64> = rounds
+    let ratios: Vec<f64> = rounds
         .iter()
         .filter_map(|round| Some(rate(round, top)? / rate(round, bottom)?.max(1e-9)))
         .collect();
-    if ratios.is_empty() {
-        return None;
-    }
-    ratios.sort_by(f64::total_cmp);
-    Some((
-        ratios[ratios.len() / 2],
-        ratios[0],
-        ratios[ratios.len() - 1],
-    ))
+    median_range(&ratios)
 }

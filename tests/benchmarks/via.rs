@@ -184,6 +184,17 @@ impl Request {
     }
 }
 
+/// Indices of `paths` paths in the order turn `turn` runs them: as given on even turns,
+/// reversed on odd ones, so that no path always runs right after the same other path (the
+/// proxy serves two of them, and one's aftermath would otherwise always land on the other).
+pub fn turn_order(paths: usize, turn: usize) -> Vec<usize> {
+    if turn.is_multiple_of(2) {
+        (0..paths).collect()
+    } else {
+        (0..paths).rev().collect()
+    }
+}
+
 /// A request body for `via` asking the fake for `scenario`: a Responses body with a `bench`
 /// field, or for chat a single user message `bench:{…}` (chat drops unknown fields). The raw
 /// paths send what the proxy makes of the `/v1/responses` body (see the module notes).
