@@ -272,34 +272,39 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// A unit test's directory under the system temp dir, removed with its contents when dropped.
 #[cfg(test)]
-pub(crate) struct Scratch(PathBuf);
+pub(crate) use scratch::Scratch;
 
 #[cfg(test)]
-impl Scratch {
-    /// Creates `<temp dir>/<prefix>-<16 hex digits>`.
-    pub(crate) fn new(prefix: &str) -> Scratch {
-        let mut random = [0u8; 8];
-        getrandom::fill(&mut random).expect("random");
-        let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let dir = std::env::temp_dir().join(format!("{prefix}-{name}"));
-        std::fs::create_dir_all(&dir).expect("dir");
-        Scratch(dir)
+mod scratch {
+    use std::path::{Path, PathBuf};
+
+    /// `<temp dir>/<prefix>-<16 hex digits>`, removed with its contents when dropped.
+    pub(crate) struct Scratch(PathBuf);
+
+    impl Scratch {
+        /// Creates the directory.
+        pub(crate) fn new(prefix: &str) -> Scratch {
+            let mut random = [0u8; 8];
+            getrandom::fill(&mut random).expect("random");
+            let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+            let dir = std::env::temp_dir().join(format!("{prefix}-{name}"));
+            std::fs::create_dir_all(&dir).expect("dir");
+            Scratch(dir)
+        }
     }
-}
 
-#[cfg(test)]
-impl std::ops::Deref for Scratch {
-    type Target = Path;
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
 
-    fn deref(&self) -> &Path {
-        &self.0
+        fn deref(&self) -> &Path {
+            &self.0
+        }
     }
-}
 
-#[cfg(test)]
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
