@@ -2,9 +2,10 @@
 //!
 //! 5. Per-request cost against the number of events in a stream: sequential streaming
 //!    requests of 10, 100, 1,000 and 10,000 deltas (no pauses), on every path, in
-//!    [`EVENT_PASSES`] passes with the paths taking turns row by row. Wall time per
-//!    request, the relay's CPU per request and per event (each stream carries 8 events
-//!    besides its deltas), and the marginal CPU per event between neighbouring rows. Cost
+//!    [`EVENT_PASSES`] passes of [`EVENT_ROUNDS`] rounds, every row and path taking a turn
+//!    in each round. Wall time per request, the relay's CPU per request and per event (each
+//!    stream carries 8 events besides its deltas), and the marginal CPU per event between
+//!    neighbouring rows. Cost
 //!    should be linear in events: the CPU per event at 10,000 deltas at most 1.25 × that at
 //!    1,000 (less is fine: longer streams spread the fixed cost of a request thinner).
 //! 6. Cost against concurrency: 1, 16, 64 and 256 streams at once, on the 300-worker proxy
@@ -42,7 +43,24 @@ const EVENT_ROWS: [(usize, u64); 4] = [(10, 400), (100, 200), (1000, 100), (10_0
 /// whatever the machine did meanwhile alone.
 const EVENT_PASSES: usize = 5;
 
-/// Section 5: bound on each row.
+/// Section 5: each pass runs in this many rounds, every row taking a turn on every path in
+/// each round (the paths' order reversed every other round), so that the two rows a pass's
+/// ratio compares sample the same stretch of time rather than two stretches a second apart.
+/// Over three runs each on 2 cores, the passes' ratios spread over 0.47 on average (from the
+/// lowest to the highest, per path) when every row ran whole, and over 0.24 in rounds. Each
+/// row's requests per pass divide by it.
+const EVENT_ROUNDS: u64 = 10;
+
+// Every row's requests per pass split evenly into the rounds.
+const _: () = {
+    let mut row = 0;
+    while row < EVENT_ROWS.len() {
+        assert!(EVENT_ROWS[row].1.is_multiple_of(EVENT_ROUNDS));
+        row += 1;
+    }
+};
+
+/// Section 5: bound on each row in a pass (each round has its share).
 const EVENT_ROW_LIMIT: Duration = Duration::from_secs(10);
 
 /// Section 6: (concurrent streams, streams per stream thread): 256 streams per row.
@@ -187,7 +205,7 @@ fn event_drift(rows: &[EventRow]) -> Option<f64> {
 pub fn events(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
     let mut table = Table::new(
         &format!(
-            "5. Cost per request against events per stream (sequential streaming requests, deltas of 32 bytes without pauses; an event is a delta or one of the 8 other events; {EVENT_PASSES} passes, the paths taking turns row by row; figures over all passes)"
+            "5. Cost per request against events per stream (sequential streaming requests, deltas of 32 bytes without pauses; an event is a delta or one of the 8 other events; {EVENT_PASSES} passes of {EVENT_ROUNDS} rounds, every row and path taking a turn in each round; figures over all passes)"
         ),
         &[
             "deltas",
@@ -227,27 +245,44 @@ pub fn events(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             .iter()
             .map(|_| EVENT_ROWS.iter().map(|_| EventRow::new()).collect())
             .collect();
-        for (row, (deltas, requests)) in EVENT_ROWS.into_iter().enumerate() {
-            let scenario = Scenario {
-                deltas,
-                delta_bytes: 32,
-                delay: Duration::ZERO,
-            };
-            for (target, pass) in targets.iter().zip(&mut pass) {
-                let mut sequence = Sequential::new(vec![Request::new(*target, scenario, true)]);
-                let before = bench.relay_cpu(target.via, proxy)?;
-                let run = sequence.run(requests, EVENT_ROW_LIMIT);
-                let cpu = bench
-                    .relay_cpu(target.via, proxy)?
-                    .zip(before)
-                    .map(|(after, before)| after.saturating_sub(before));
-                pass[row] = EventRow {
-                    ok: run.ok,
-                    failed: run.failed,
-                    latencies_us: run.latencies_us,
-                    cpu,
-                    first_error: run.first_error,
-                };
+        // One keep-alive connection per path and row for the whole pass.
+        let mut sequences: Vec<Vec<Sequential>> = targets
+            .iter()
+            .map(|target| {
+                EVENT_ROWS
+                    .iter()
+                    .map(|(deltas, _)| {
+                        let scenario = Scenario {
+                            deltas: *deltas,
+                            delta_bytes: 32,
+                            delay: Duration::ZERO,
+                        };
+                        Sequential::new(vec![Request::new(*target, scenario, true)])
+                    })
+                    .collect()
+            })
+            .collect();
+        for round in 0..EVENT_ROUNDS {
+            for (row, (_, requests)) in EVENT_ROWS.into_iter().enumerate() {
+                for index in turn_order(targets.len(), round as usize) {
+                    let via = targets[index].via;
+                    let before = bench.relay_cpu(via, proxy)?;
+                    let run = sequences[index][row].run(
+                        requests / EVENT_ROUNDS,
+                        EVENT_ROW_LIMIT / EVENT_ROUNDS as u32,
+                    );
+                    let cpu = bench
+                        .relay_cpu(via, proxy)?
+                        .zip(before)
+                        .map(|(after, before)| after.saturating_sub(before));
+                    pass[index][row].merge(EventRow {
+                        ok: run.ok,
+                        failed: run.failed,
+                        latencies_us: run.latencies_us,
+                        cpu,
+                        first_error: run.first_error,
+                    });
+                }
             }
         }
         for ((pass, total), drifts) in pass.into_iter().zip(&mut totals).zip(&mut drifts) {
