@@ -13,7 +13,8 @@
 //! 1. `streaming`: per-event delay at 1 and 16 streams, and what each relay adds over direct
 //!    (`streaming.rs`).
 //! 2. `throughput`: non-streaming requests per second at 16 and 64 clients, as ratios to
-//!    direct and to nginx (`throughput.rs`).
+//!    direct and to nginx, with one worker per client, then at 64 clients with the default
+//!    `WORKERS` (`throughput.rs`).
 //! 3. `memory`: resident memory idle and with 64 and 256 streams open (`memory.rs`).
 //! 4. `stability`: RSS over 10,000 sequential requests, and CPU seconds per 1,000 requests
 //!    (`stability.rs`).
@@ -60,6 +61,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use codex_sub_proxy::config::VARIABLES;
+
 use fast_fake::{FastFake, Scenario};
 use load::{Connections, Sequential, run_streams};
 use machine::{cpu_model, git_commit, load_average, read_trimmed, utc_now};
@@ -102,6 +105,15 @@ pub const WORKERS: usize = 64;
 
 /// The proxy of sections 3 and 6 has this many, so that 256 streams each have one.
 pub const WIDE_WORKERS: usize = 300;
+
+/// The proxy's default `WORKERS`, from its configuration table.
+pub fn default_workers() -> BenchResult<usize> {
+    VARIABLES
+        .iter()
+        .find(|variable| variable.name == "WORKERS")
+        .and_then(|variable| variable.default.parse().ok())
+        .ok_or_else(|| "the proxy's configuration table has no numeric default for WORKERS".into())
+}
 
 /// A short answer with no pauses (20 deltas of 32 bytes): requests bound by CPU, not by the
 /// script. Used for throughput, stability and warm-up.
