@@ -46,7 +46,7 @@ const EVENT_PASSES: usize = 5;
 /// Section 5: each pass runs in this many rounds, every row taking a turn on every path in
 /// each round (the paths' order reversed every other round), so that the two rows a pass's
 /// ratio compares sample the same stretch of time rather than two stretches a second apart.
-/// Over three runs each on 2 cores, the passes' ratios spread over 0.47 on average (from the
+/// Over three runs each on 2 cores, the passes' ratios spread over 0.44 on average (from the
 /// lowest to the highest, per path) when every row ran whole, and over 0.24 in rounds. Each
 /// row's requests per pass divide by it.
 const EVENT_ROUNDS: u64 = 10;
