@@ -19,8 +19,23 @@ fn declared_too_large(request: &Request, limit: usize) -> bool {
     request.body_length().is_some_and(|length| length > limit)
 }
 
-/// Reads the whole body, at most `limit` bytes, finishing by `deadline`.
+/// Reads the whole body, at most `limit` bytes, finishing by `deadline`, then gives the
+/// connection back to its thread (the patched tiny_http's `end_body`): its next request is
+/// read while a worker serves this one, as tiny_http does on its own for bodies of up to
+/// 1 KiB. Otherwise the connection's thread waited for the worker to drop the request, then
+/// was woken to read on: a futex wait and wake-up per request more (4.1 futex calls per
+/// request with an agent's 34-message body against 2.1 with a short one, `strace`).
 pub fn read_body(
+    request: &mut Request,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Vec<u8>, ProxyError> {
+    let body = read_whole_body(request, limit, deadline)?;
+    request.end_body();
+    Ok(body)
+}
+
+fn read_whole_body(
     request: &mut Request,
     limit: usize,
     deadline: Duration,

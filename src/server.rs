@@ -10,6 +10,9 @@
 //!   answers 503 with `Retry-After` at once and never queues without limit (`job_queue`,
 //!   which also hands each job to the most recently idle worker).
 //! - Only complete bodies reach the queue (see `intake`), so a stalled client holds no worker.
+//!   Once a body is read, its connection's thread goes on to the connection's next request,
+//!   while a worker serves this one; the answers still leave in the order of the requests
+//!   (tiny_http's writers for one connection take turns).
 //! - A panicking handler answers 500 (when it had not answered yet) and its worker lives on.
 //! - After a refused body (too large, too slow) the connection closes: what follows it is
 //!   not known to be a request.

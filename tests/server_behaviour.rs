@@ -209,6 +209,58 @@ fn a_body_over_the_limit_closes_its_connection() {
 }
 
 #[test]
+fn the_next_request_on_a_connection_is_read_while_a_large_bodied_one_is_served() {
+    let fake = FakeCodex::start();
+    let proxy = proxy_with(&fake, &[]);
+    // The first answer takes about 4 s upstream (20 deltas 200 ms apart); the second comes
+    // at once.
+    let slow = "the slow answer, in twenty small pieces.";
+    fake.push_script(Script::Slow {
+        text: slow.into(),
+        deltas: 20,
+        delay_ms: 200,
+    });
+    fake.push_script(Script::text("the quick answer"));
+    // Over tiny_http's 1 KiB read-ahead, so the body is read from the connection itself.
+    let first = json!({"model": "gpt-5.5", "input": "x".repeat(4_000)}).to_string();
+    let second = json!({"model": "gpt-5.5", "input": "second"}).to_string();
+    let (mut stream, mut reader) = send_post_head(&proxy, "", first.len());
+    stream.write_all(first.as_bytes()).expect("write body");
+    // The backend's scripts go in the order its requests arrive.
+    assert!(wait_until(Duration::from_secs(5), || fake
+        .responses_requests()
+        .len()
+        == 1));
+    write!(
+        stream,
+        "POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROXY_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{second}",
+        second.len()
+    )
+    .expect("write the pipelined request");
+    // The second request is read, and sent upstream, while the first is still being answered.
+    assert!(
+        wait_until(Duration::from_secs(2), || fake.responses_requests().len()
+            == 2),
+        "the pipelined request waited for the first answer"
+    );
+    // The answers still come in the order asked.
+    for expected in [slow, "the quick answer"] {
+        let (status, headers) = read_head(&mut reader);
+        assert_eq!(status, 200);
+        let length: usize = headers["content-length"].parse().expect("length");
+        let mut answer = vec![0; length];
+        reader.read_exact(&mut answer).expect("body");
+        let answer: serde_json::Value = serde_json::from_slice(&answer).expect("json");
+        assert_eq!(answer["status"], "completed");
+        assert_eq!(
+            answer["output"][0]["content"][0]["text"], expected,
+            "{answer}"
+        );
+    }
+}
+
+#[test]
 fn a_client_that_expects_100_continue_gets_it_then_its_answer() {
     let fake = FakeCodex::start();
     let proxy = proxy_with(&fake, &[]);

@@ -376,6 +376,16 @@ impl Request {
         self.data_reader.as_mut().unwrap()
     }
 
+    // PATCH(codex-sub-proxy 13)
+    /// Ends the body: drops its reader, which gives the connection back to its thread, so the
+    /// next request on the connection is read now rather than once this `Request` is dropped.
+    /// Call it when the body has been read to its end; reading the body afterwards finds
+    /// nothing. (A body of up to 1 KiB is read into a buffer when the request is parsed, and
+    /// its connection is given back then; this does the same for a larger one.)
+    pub fn end_body(&mut self) {
+        self.data_reader = Some(Box::new(io::empty()));
+    }
+
     /// Turns the `Request` into a writer.
     ///
     /// The writer has a raw access to the stream to the user.
