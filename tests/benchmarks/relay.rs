@@ -100,7 +100,7 @@ const QUIET_SECTIONS: [&str; 6] = [
 ];
 const QUIET_WAIT: Duration = Duration::from_secs(10);
 
-/// The proxies of sections 1, 2, 4, 5 and 7 have this many workers.
+/// The proxies of sections 1, 2 (its verdicts), 4, 5 and 7 have this many workers.
 pub const WORKERS: usize = 64;
 
 /// The proxy of sections 3 and 6 has this many, so that 256 streams each have one.

@@ -41,8 +41,9 @@ const OVER_NGINX_TARGET: f64 = 0.8;
 struct Setup<'a> {
     /// Client counts.
     concurrency: &'a [usize],
-    /// The tables' numbers and what the titles add.
+    /// The numbers of its two tables (figures, ratios).
     numbers: (&'a str, &'a str),
+    /// What the figures table's title adds: the proxy's workers.
     title: String,
     /// Whether its ratios are the section's verdicts.
     verdicts: bool,
@@ -266,6 +267,8 @@ fn measure(bench: &mut Bench, proxy: &ProxyProcess, setup: &Setup) -> BenchResul
         let proxy_over_nginx = median(Via::Proxy, Via::Nginx);
         let chat_over_nginx = median(Via::Chat, Via::Nginx);
         let met = |ratio: Option<f64>| ratio.map(|r| r >= OVER_NGINX_TARGET);
+        // A measurement for reading only shows no target and no verdict.
+        let judged = |cell: String| if setup.verdicts { cell } else { "-".into() };
         ratios.row(vec![
             concurrency.to_string(),
             cell(rate(Via::Direct), 0),
@@ -277,21 +280,9 @@ fn measure(bench: &mut Bench, proxy: &ProxyProcess, setup: &Setup) -> BenchResul
             ranged(Via::Chat, Via::Direct),
             ranged(Via::Proxy, Via::Nginx),
             ranged(Via::Chat, Via::Nginx),
-            if setup.verdicts {
-                format!(">= {OVER_NGINX_TARGET:.1}")
-            } else {
-                "-".into()
-            },
-            if setup.verdicts {
-                verdict(met(proxy_over_nginx))
-            } else {
-                "-".into()
-            },
-            if setup.verdicts {
-                verdict(met(chat_over_nginx))
-            } else {
-                "-".into()
-            },
+            judged(format!(">= {OVER_NGINX_TARGET:.1}")),
+            judged(verdict(met(proxy_over_nginx))),
+            judged(verdict(met(chat_over_nginx))),
         ]);
         for (metric, top, bottom) in [
             ("nginx_over_direct", Via::Nginx, Via::Direct),
