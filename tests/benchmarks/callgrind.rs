@@ -22,7 +22,7 @@ use crate::fast_fake::Scenario;
 use crate::load::Sequential;
 use crate::proxy_process::ProxyProcess;
 use crate::stats::Table;
-use crate::via::{Request, Via, agent_chat_body, agent_responses_body};
+use crate::via::{Body, Via};
 use crate::{Bench, BenchResult, SHORT_SCENARIO};
 
 /// Worker threads of the proxy under callgrind (it runs one thread at a time anyway).
@@ -47,16 +47,6 @@ const STOP_LIMIT: Duration = Duration::from_secs(60);
 /// What a run sends: the path, whether it streams, the scenario, and whether the body is an
 /// agent's long conversation with tools rather than one message.
 pub type Kind = (Via, bool, Scenario, Body);
-
-/// The shape of a run's request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
-    /// The body every other section sends.
-    Short,
-    /// An agent's turn of 34 messages and 10 tools ([`agent_chat_body`],
-    /// [`agent_responses_body`]).
-    Agent,
-}
 
 /// The runs, each against a fresh proxy: a baseline that only starts and stops, then each
 /// kind of request (`syscalls.rs` counts the same runs).
@@ -127,15 +117,7 @@ fn drive(proxy: &ProxyProcess, kind: Option<Kind>, requests: u64) -> (u64, u64) 
         None => (0, 0),
         Some((via, stream, scenario, body)) => {
             let target = Bench::through(proxy, via);
-            let request = match body {
-                Body::Short => Request::new(target, scenario, stream),
-                Body::Agent if via == Via::Chat => {
-                    Request::with_body(target, agent_chat_body(scenario, stream), stream)
-                }
-                Body::Agent => {
-                    Request::with_body(target, agent_responses_body(scenario, stream), stream)
-                }
-            };
+            let request = body.request(target, scenario, stream);
             let run = Sequential::new(vec![request]).run(requests, RUN_LIMIT);
             (run.ok, run.failed)
         }

@@ -296,6 +296,13 @@ pub fn agent_chat_body(scenario: Scenario, stream: bool) -> Vec<u8> {
 
 /// The same turn ([`AgentTurn`]) as a `/v1/responses` body, in the Codex CLI's shapes.
 pub fn agent_responses_body(scenario: Scenario, stream: bool) -> Vec<u8> {
+    agent_responses_value(scenario, stream)
+        .to_string()
+        .into_bytes()
+}
+
+/// [`agent_responses_body`] before it is encoded.
+fn agent_responses_value(scenario: Scenario, stream: bool) -> Value {
     let turn = AgentTurn::new(scenario);
     let mut input = vec![json!({"type": "message", "role": "user", "content": turn.bench_message})];
     for round in 0..8 {
@@ -320,8 +327,36 @@ pub fn agent_responses_body(scenario: Scenario, stream: bool) -> Vec<u8> {
         .collect();
     json!({"model": "gpt-5.5", "instructions": turn.system, "input": input, "tools": tools,
            "stream": stream})
-    .to_string()
-    .into_bytes()
+}
+
+/// The shape of a request's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// One short message ([`request_body`]), what most sections send.
+    Short,
+    /// An agent's turn of 34 messages and 10 tools ([`agent_chat_body`],
+    /// [`agent_responses_body`]).
+    Agent,
+}
+
+impl Body {
+    /// A request of this shape for `scenario` through `target`. An agent's turn goes to chat
+    /// as a chat body, to the proxy as a Responses body, and on the raw paths as what the proxy
+    /// sends upstream for that Responses body.
+    pub fn request(self, target: Target, scenario: Scenario, stream: bool) -> Request {
+        let stream = stream || target.via.is_raw();
+        let body = match (self, target.via) {
+            (Body::Short, _) => return Request::new(target, scenario, stream),
+            (Body::Agent, Via::Chat) => agent_chat_body(scenario, stream),
+            (Body::Agent, Via::Proxy) => agent_responses_body(scenario, stream),
+            (Body::Agent, Via::Direct | Via::Nginx) => {
+                upstream_body(agent_responses_value(scenario, stream))
+                    .to_string()
+                    .into_bytes()
+            }
+        };
+        Request::with_body(target, body, stream)
+    }
 }
 
 /// The body the proxy sends upstream for `body`, with its default configuration.
