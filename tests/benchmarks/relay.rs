@@ -14,7 +14,7 @@
 //!    (`streaming.rs`).
 //! 2. `throughput`: non-streaming requests per second at 16 and 64 clients, as ratios to
 //!    direct and to nginx, with one worker per client, then at 64 clients with the default
-//!    `WORKERS` (`throughput.rs`).
+//!    `WORKERS`, then at 16 with an agent's turn as every body (`throughput.rs`).
 //! 3. `memory`: resident memory idle and with 64 and 256 streams open (`memory.rs`).
 //! 4. `stability`: RSS over 10,000 sequential requests, and CPU seconds per 1,000 requests
 //!    (`stability.rs`).

@@ -17,6 +17,10 @@
 //! 2.2, and its throughput at 64 clients from 0.76 to 0.91 of nginx's (nine runs, either
 //! path) to 0.93 to 0.97 (three runs); with one worker per client nearly all the proxy's
 //! futex calls were the queue's waits and wake-ups (`perf record -e syscalls:sys_enter_futex`).
+//! Tables 2e and 2f, also for reading, repeat 16 clients with an agent's turn of 34 messages
+//! and 10 tools as every body (the raw paths send what the proxy sends upstream for it):
+//! real clients send whole conversations, which the proxy parses and rewrites and a plain
+//! relay only copies.
 
 use std::time::Duration;
 
@@ -24,7 +28,7 @@ use crate::load::{ThroughputStats, run_throughput};
 use crate::proxy_process::{ProxyProcess, Usage, own_cpu_time};
 use crate::report::verdict;
 use crate::stats::{Summary, Table, median_range, ms};
-use crate::via::{Request, Via};
+use crate::via::{Body, Request, Via};
 use crate::{Bench, BenchResult, SHORT_SCENARIO, default_workers};
 
 /// Concurrency levels; rounds over all paths; measured duration and unmeasured warm-up of
@@ -49,10 +53,12 @@ struct Setup<'a> {
     verdicts: bool,
     /// CSV scenario prefix.
     scenario: &'a str,
+    /// The requests' body.
+    body: Body,
 }
 
 /// Runs section 2 against `proxy` (the verdicts), then against a proxy with the default
-/// number of workers.
+/// number of workers, then against `proxy` again with an agent's turn as every body.
 pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
     measure(
         bench,
@@ -63,6 +69,7 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             title: format!("WORKERS={}, one per client at 64", proxy.workers),
             verdicts: true,
             scenario: "aggregate",
+            body: Body::Short,
         },
     )?;
     let workers = default_workers()?;
@@ -78,6 +85,28 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             ),
             verdicts: false,
             scenario: "aggregate-default-workers",
+            body: Body::Short,
+        },
+    )?;
+    drop(shipped);
+    let agent_bytes = Body::Agent
+        .request(Bench::through(proxy, Via::Proxy), SHORT_SCENARIO, false)
+        .body
+        .len();
+    measure(
+        bench,
+        proxy,
+        &Setup {
+            concurrency: &CONCURRENCY[..1],
+            numbers: ("2e", "2f"),
+            title: format!(
+                "WORKERS={}, each body an agent's turn of 34 messages and 10 tools ({:.1} KB on /v1/responses) instead of one message; for reading only",
+                proxy.workers,
+                agent_bytes as f64 / 1000.0
+            ),
+            verdicts: false,
+            scenario: "aggregate-agent",
+            body: Body::Agent,
         },
     )
 }
@@ -129,7 +158,7 @@ fn measure(bench: &mut Bench, proxy: &ProxyProcess, setup: &Setup) -> BenchResul
     let requests: Vec<Request> = bench
         .paths(proxy)
         .into_iter()
-        .map(|target| Request::new(target, SHORT_SCENARIO, false))
+        .map(|target| setup.body.request(target, SHORT_SCENARIO, false))
         .collect();
     for &concurrency in setup.concurrency {
         let scenario = format!("{}-c{concurrency}", setup.scenario);
