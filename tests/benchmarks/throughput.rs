@@ -14,8 +14,8 @@
 //! Tables 2c and 2d then repeat 64 clients against a proxy with the default `WORKERS` (16),
 //! for reading only: there requests wait in the queue for a busy worker rather than wake an
 //! idle one. On 2 cores that took the proxy from 2.9 to 3.0 context switches per request to
-//! 2.2, and its throughput at 64 clients from 0.76 to 0.91 of nginx's (nine runs, either
-//! path) to 0.93 to 0.97 (three runs); with one worker per client nearly all the proxy's
+//! 2.2, and its throughput at 64 clients from 0.76 to 0.95 of nginx's (sixteen runs, either
+//! path) to 0.90 to 1.05 (ten runs); with one worker per client nearly all the proxy's
 //! futex calls were the queue's waits and wake-ups (`perf record -e syscalls:sys_enter_futex`).
 //! Tables 2e and 2f, also for reading, repeat 16 clients with an agent's turn of 34 messages
 //! and 10 tools as every body (the raw paths send what the proxy sends upstream for it):
