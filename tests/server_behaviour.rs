@@ -184,6 +184,17 @@ fn send_post_head(
     (stream, reader)
 }
 
+/// Reads one answer, which must be a 200 with a JSON body of a given length.
+#[expect(clippy::expect_used, reason = "a test helper fails loudly")]
+fn read_json_answer(reader: &mut BufReader<TcpStream>) -> serde_json::Value {
+    let (status, headers) = read_head(reader);
+    assert_eq!(status, 200);
+    let length: usize = headers["content-length"].parse().expect("length");
+    let mut answer = vec![0; length];
+    reader.read_exact(&mut answer).expect("body");
+    serde_json::from_slice(&answer).expect("json")
+}
+
 #[test]
 fn a_body_over_the_limit_closes_its_connection() {
     let fake = FakeCodex::start();
@@ -246,12 +257,7 @@ fn the_next_request_on_a_connection_is_read_while_a_large_bodied_one_is_served()
     );
     // The answers still come in the order asked.
     for expected in [slow, "the quick answer"] {
-        let (status, headers) = read_head(&mut reader);
-        assert_eq!(status, 200);
-        let length: usize = headers["content-length"].parse().expect("length");
-        let mut answer = vec![0; length];
-        reader.read_exact(&mut answer).expect("body");
-        let answer: serde_json::Value = serde_json::from_slice(&answer).expect("json");
+        let answer = read_json_answer(&mut reader);
         assert_eq!(answer["status"], "completed");
         assert_eq!(
             answer["output"][0]["content"][0]["text"], expected,
@@ -270,12 +276,7 @@ fn a_client_that_expects_100_continue_gets_it_then_its_answer() {
     let (status, _) = read_head(&mut reader);
     assert_eq!(status, 100);
     stream.write_all(body.as_bytes()).expect("write body");
-    let (status, headers) = read_head(&mut reader);
-    assert_eq!(status, 200);
-    let length: usize = headers["content-length"].parse().expect("length");
-    let mut answer = vec![0; length];
-    reader.read_exact(&mut answer).expect("body");
-    let answer: serde_json::Value = serde_json::from_slice(&answer).expect("json");
+    let answer = read_json_answer(&mut reader);
     assert_eq!(answer["status"], "completed");
 }
 
