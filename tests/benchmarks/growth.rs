@@ -18,7 +18,8 @@
 //!    the proxy's workers is a one-off cost, reported apart), so only the concurrency
 //!    changes. The relay's CPU per event (with its kernel share and context switches, from
 //!    /proc; for the proxy also the threads it started, from /proc/<pid>/task) and the delay
-//!    it adds per delta (p50, p99, against direct at the same concurrency) should stay flat: at 256 streams within 25 % of 1. All rows run
+//!    it adds per delta (p50, p99, against direct at the same concurrency) should stay flat:
+//!    at 256 streams within 25 % of 1. All rows run
 //!    [`PASSES`] times, one pass after another; the verdict is the median of the passes'
 //!    ratios, with their range.
 
@@ -26,7 +27,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::fast_fake::{FRAMING_EVENTS, Scenario};
-use crate::load::{Connections, Sequential, StreamStats, run_streams};
+use crate::load::{Connections, Sequential, StreamStats, ThroughputStats, run_streams};
 use crate::proxy_process::{ProxyProcess, Usage};
 use crate::report::verdict;
 use crate::stats::{Summary, Table, fit_line, median_range, ms};
@@ -168,7 +169,25 @@ impl EventRow {
         }
     }
 
-    /// Adds another pass's figures for the same row and path.
+    /// One empty row per path and [`EVENT_ROWS`] entry.
+    fn grid(paths: usize) -> Vec<Vec<EventRow>> {
+        (0..paths)
+            .map(|_| EVENT_ROWS.iter().map(|_| EventRow::new()).collect())
+            .collect()
+    }
+
+    /// The figures of one run of requests, with the relay CPU it cost.
+    fn of(run: ThroughputStats, cpu: Option<Duration>) -> Self {
+        EventRow {
+            ok: run.ok,
+            failed: run.failed,
+            latencies_us: run.latencies_us,
+            cpu,
+            first_error: run.first_error,
+        }
+    }
+
+    /// Adds another run's figures for the same row and path.
     fn merge(&mut self, other: EventRow) {
         self.ok += other.ok;
         self.failed += other.failed;
@@ -235,16 +254,10 @@ pub fn events(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
     );
     let targets = bench.paths(proxy);
     // Per path and row, all passes together; per path, each pass's drift.
-    let mut totals: Vec<Vec<EventRow>> = targets
-        .iter()
-        .map(|_| EVENT_ROWS.iter().map(|_| EventRow::new()).collect())
-        .collect();
+    let mut totals = EventRow::grid(targets.len());
     let mut drifts: Vec<Vec<f64>> = targets.iter().map(|_| Vec::new()).collect();
     for _ in 0..EVENT_PASSES {
-        let mut pass: Vec<Vec<EventRow>> = targets
-            .iter()
-            .map(|_| EVENT_ROWS.iter().map(|_| EventRow::new()).collect())
-            .collect();
+        let mut pass = EventRow::grid(targets.len());
         // One keep-alive connection per path and row for the whole pass.
         let mut sequences: Vec<Vec<Sequential>> = targets
             .iter()
@@ -275,13 +288,7 @@ pub fn events(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
                         .relay_cpu(via, proxy)?
                         .zip(before)
                         .map(|(after, before)| after.saturating_sub(before));
-                    pass[index][row].merge(EventRow {
-                        ok: run.ok,
-                        failed: run.failed,
-                        latencies_us: run.latencies_us,
-                        cpu,
-                        first_error: run.first_error,
-                    });
+                    pass[index][row].merge(EventRow::of(run, cpu));
                 }
             }
         }

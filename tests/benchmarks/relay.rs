@@ -61,8 +61,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use codex_sub_proxy::config::VARIABLES;
-
 use fast_fake::{FastFake, Scenario};
 use load::{Connections, Sequential, run_streams};
 use machine::{cpu_model, git_commit, load_average, read_trimmed, utc_now};
@@ -105,15 +103,6 @@ pub const WORKERS: usize = 64;
 
 /// The proxy of sections 3 and 6 has this many, so that 256 streams each have one.
 pub const WIDE_WORKERS: usize = 300;
-
-/// The proxy's default `WORKERS`, from its configuration table.
-pub fn default_workers() -> BenchResult<usize> {
-    VARIABLES
-        .iter()
-        .find(|variable| variable.name == "WORKERS")
-        .and_then(|variable| variable.default.parse().ok())
-        .ok_or_else(|| "the proxy's configuration table has no numeric default for WORKERS".into())
-}
 
 /// A short answer with no pauses (20 deltas of 32 bytes): requests bound by CPU, not by the
 /// script. Used for throughput, stability and warm-up.

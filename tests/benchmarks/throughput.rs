@@ -28,8 +28,8 @@ use crate::load::{ThroughputStats, run_throughput};
 use crate::proxy_process::{ProxyProcess, Usage, own_cpu_time};
 use crate::report::verdict;
 use crate::stats::{Summary, Table, median_range, ms};
-use crate::via::{Body, Request, Via};
-use crate::{Bench, BenchResult, SHORT_SCENARIO, default_workers};
+use crate::via::{Body, Request, Via, agent_responses_body, proxy_defaults};
+use crate::{Bench, BenchResult, SHORT_SCENARIO};
 
 /// Concurrency levels; rounds over all paths; measured duration and unmeasured warm-up of
 /// each path in each round.
@@ -72,7 +72,7 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
             body: Body::Short,
         },
     )?;
-    let workers = default_workers()?;
+    let workers = proxy_defaults()?.workers;
     let shipped = bench.start_proxy(workers)?;
     measure(
         bench,
@@ -89,10 +89,7 @@ pub fn run(bench: &mut Bench, proxy: &ProxyProcess) -> BenchResult<()> {
         },
     )?;
     drop(shipped);
-    let agent_bytes = Body::Agent
-        .request(Bench::through(proxy, Via::Proxy), SHORT_SCENARIO, false)
-        .body
-        .len();
+    let agent_bytes = agent_responses_body(SHORT_SCENARIO, false).len();
     measure(
         bench,
         proxy,

@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use codex_sub_proxy::config::VARIABLES;
+use codex_sub_proxy::config::{Config, ConfigError};
 use codex_sub_proxy::responses_request::{NormaliseOptions, normalise};
 use serde_json::{Value, json};
 
@@ -344,19 +344,24 @@ impl Body {
     /// as a chat body, to the proxy as a Responses body, and on the raw paths as what the proxy
     /// sends upstream for that Responses body.
     pub fn request(self, target: Target, scenario: Scenario, stream: bool) -> Request {
+        if self == Body::Short {
+            return Request::new(target, scenario, stream);
+        }
         let stream = stream || target.via.is_raw();
-        let body = match (self, target.via) {
-            (Body::Short, _) => return Request::new(target, scenario, stream),
-            (Body::Agent, Via::Chat) => agent_chat_body(scenario, stream),
-            (Body::Agent, Via::Proxy) => agent_responses_body(scenario, stream),
-            (Body::Agent, Via::Direct | Via::Nginx) => {
-                upstream_body(agent_responses_value(scenario, stream))
-                    .to_string()
-                    .into_bytes()
-            }
+        let body = match target.via {
+            Via::Chat => agent_chat_body(scenario, stream),
+            Via::Proxy => agent_responses_body(scenario, stream),
+            Via::Direct | Via::Nginx => upstream_body(agent_responses_value(scenario, stream))
+                .to_string()
+                .into_bytes(),
         };
         Request::with_body(target, body, stream)
     }
+}
+
+/// The proxy's configuration with nothing set, read by its own parser: its defaults.
+pub fn proxy_defaults() -> Result<Config, ConfigError> {
+    Config::from_lookup(|_| None)
 }
 
 /// The body the proxy sends upstream for `body`, with its default configuration.
@@ -368,12 +373,10 @@ fn upstream_body(body: Value) -> Value {
     let Value::Object(body) = body else {
         panic!("a benchmark body is an object");
     };
-    let default_instructions = VARIABLES
-        .iter()
-        .find(|variable| variable.name == "DEFAULT_INSTRUCTIONS")
-        .map_or("", |variable| variable.default);
+    let defaults = proxy_defaults()
+        .unwrap_or_else(|error| panic!("the proxy's defaults are refused: {error}"));
     let options = NormaliseOptions {
-        default_instructions,
+        default_instructions: &defaults.default_instructions,
     };
     normalise(body, &options)
         .unwrap_or_else(|error| panic!("the benchmark body is refused: {error:?}"))
