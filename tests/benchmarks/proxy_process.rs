@@ -32,6 +32,22 @@ const START_POLL: Duration = Duration::from_millis(1);
 /// architecture Rust targets; std has no `sysconf`).
 const USER_HZ: u64 = 100;
 
+/// The binary under test: `PROXY_BINARY` when set (the static musl build the container ships,
+/// say), else the release build Cargo made for this benchmark.
+pub fn binary() -> PathBuf {
+    std::env::var_os("PROXY_BINARY")
+        .filter(|path| !path.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_codex-sub-proxy")),
+            PathBuf::from,
+        )
+}
+
+/// Whether the binary under test is one given through `PROXY_BINARY`.
+pub fn binary_is_given() -> bool {
+    std::env::var_os("PROXY_BINARY").is_some_and(|path| !path.is_empty())
+}
+
 /// A running proxy child process.
 pub struct ProxyProcess {
     child: Child,
@@ -74,7 +90,7 @@ impl ProxyProcess {
         let scratch = scratch_root.join(format!("proxy-{port}"));
         std::fs::create_dir_all(&scratch)?;
         let spawned = Instant::now();
-        let binary = env!("CARGO_BIN_EXE_codex-sub-proxy");
+        let binary = binary();
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);

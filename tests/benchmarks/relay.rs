@@ -398,11 +398,16 @@ fn header(report: &mut Report, nginx_line: &str, chosen: &[&str]) {
             chosen.join(", ")
         }
     ));
-    let binary = env!("CARGO_BIN_EXE_codex-sub-proxy");
+    let binary = proxy_process::binary();
+    let built = if proxy_process::binary_is_given() {
+        "given by PROXY_BINARY"
+    } else {
+        "release profile"
+    };
     let lines = [
         format!("- date: {} UTC", utc_now()),
         format!("- commit: {}", git_commit()),
-        format!("- proxy binary: `{binary}` (release profile)"),
+        format!("- proxy binary: `{}` ({built})", binary.display()),
         format!("- {nginx_line}"),
         format!(
             "- machine: {} cores, {}, Linux {}; everything on 127.0.0.1",

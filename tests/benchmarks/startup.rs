@@ -18,10 +18,15 @@ const START_TARGET: Duration = Duration::from_millis(50);
 
 /// Runs section 7.
 pub fn run(bench: &mut Bench) -> BenchResult<()> {
-    let binary = env!("CARGO_BIN_EXE_codex-sub-proxy");
-    let size = std::fs::metadata(binary)?.len();
+    let binary = crate::proxy_process::binary();
+    let size = std::fs::metadata(&binary)?.len();
+    let built = if crate::proxy_process::binary_is_given() {
+        "the build given by PROXY_BINARY"
+    } else {
+        "release profile: LTO, one codegen unit, stripped"
+    };
     let mut sizes = Table::new(
-        "7. Binary size (release profile: LTO, one codegen unit, stripped)",
+        &format!("7. Binary size ({built})"),
         &["binary", "bytes", "MiB"],
     );
     sizes.row(vec!["codex-sub-proxy".into(), size.to_string(), mib(size)]);
