@@ -30,8 +30,9 @@
 //! Arguments after `--` pick sections by name (`cargo bench --bench relay -- streaming
 //! memory`; `growth` means `events concurrency`; none means 1 to 7) and `--save` writes the
 //! report to `tests/benchmarks/results.md` and `results.csv` (a snapshot to commit) instead
-//! of `target/bench-relay.md` and `.csv`. If nginx is not installed its rows are skipped with
-//! a note. Without the `--bench` flag that `cargo bench` passes (so under `cargo test
+//! of `target/bench-relay.md` and `.csv`; `--save=NAME` writes `results-NAME.md` and `.csv`,
+//! for another build of the proxy, given by `PROXY_BINARY` (the binary Cargo builds for the
+//! benchmark otherwise). If nginx is not installed its rows are skipped with a note. Without the `--bench` flag that `cargo bench` passes (so under `cargo test
 //! --all-targets`) it measures nothing.
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
@@ -221,7 +222,27 @@ fn main() -> BenchResult<()> {
         println!("relay benchmark: nothing measured outside `cargo bench --bench relay`");
         return Ok(());
     }
-    let save = args.iter().any(|arg| arg == "--save");
+    // `--save` writes `results.md`; `--save=NAME` writes `results-NAME.md` (a snapshot of
+    // another build, given by PROXY_BINARY, beside the release build's).
+    let mut save = None;
+    for arg in &args {
+        match arg.strip_prefix("--save") {
+            Some("") => save = Some(String::from("results")),
+            Some(named) => {
+                let name = named.strip_prefix('=').unwrap_or_default();
+                let usable = !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                if !usable {
+                    return Err(format!(
+                        "{arg:?}: the snapshot's name is letters, digits and '-' (--save=musl)"
+                    )
+                    .into());
+                }
+                save = Some(format!("results-{name}"));
+            }
+            None => {}
+        }
+    }
     let mut chosen: Vec<&str> = Vec::new();
     for arg in args.iter().filter(|arg| !arg.starts_with("--")) {
         match arg.as_str() {
@@ -247,9 +268,12 @@ fn main() -> BenchResult<()> {
     let target_dir = tmp
         .parent()
         .map_or_else(|| PathBuf::from("target"), Path::to_path_buf);
-    let (markdown_path, csv_path) = if save {
+    let (markdown_path, csv_path) = if let Some(name) = &save {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/benchmarks");
-        (dir.join("results.md"), dir.join("results.csv"))
+        (
+            dir.join(format!("{name}.md")),
+            dir.join(format!("{name}.csv")),
+        )
     } else {
         (
             target_dir.join("bench-relay.md"),
