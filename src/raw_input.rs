@@ -1,5 +1,5 @@
-//! A `/v1/responses` body read in one pass, its `input` items kept as the text the caller
-//! sent. Pure.
+//! A `/v1/responses` body read in one pass, its `input` items, and its `tools` array, kept
+//! as the text the caller sent. Pure.
 //!
 //! An agent's request is mostly its conversation: tool outputs, file contents, earlier
 //! answers. Parsing all of it into a tree, writing it out again and dropping the tree was about
@@ -17,10 +17,17 @@
 //! - keeping a value as text checks its grammar only, while a tree also refuses a lone
 //!   surrogate in a `\u` escape: a body that may hold one ([`may_hold_a_lone_surrogate`], a
 //!   cheap and cautious look) is read as a tree instead;
-//! - a tree also refuses a number past `f64`'s range (`1e400`), which an item keeps as sent:
-//!   such a number inside an input item goes upstream as the caller wrote it, for the backend
-//!   to judge, where the tree path answered 400. Finding one cheaply would need a walk through
-//!   every byte, which cost more than the whole reading saves.
+//! - a tree also refuses a number past `f64`'s range (`1e400`), which an item or `tools` keeps
+//!   as sent: such a number inside an input item or a tool goes upstream as the caller wrote
+//!   it, for the backend to judge, where the tree path answered 400. Finding one cheaply
+//!   would need a walk through every byte, which cost more than the whole reading saves.
+//!
+//! `tools` is forwarded unchanged on `/v1/responses` (only its type is checked), so an array
+//! is kept whole as its text, and anything else (`null`, a wrong type) is read as a tree, for
+//! the same default or the same error as before. A key repeated inside a tool goes upstream
+//! twice, as sent, where a tree wrote the last one only: most JSON readers (Python's, Go's,
+//! serde_json's `Value`) take the last, so the backend reads the same tool; one that refuses
+//! repeated keys would refuse the request, and the caller gets that 400.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -35,13 +42,17 @@ use crate::error::ProxyError;
 use crate::response_text::{Key, as_str};
 use crate::responses_request::normalise_item;
 
-/// A body's members as trees, but `input`.
+/// A body's members as trees, but `input`, and `tools` when it is an array.
 #[derive(Debug)]
 pub struct BodyRead<'a> {
-    /// Every member but `input`.
+    /// Every member but `input` (and `tools` when `tools` holds it).
     pub fields: Map<String, Value>,
     /// `input`, when the body has one.
     pub input: Option<InputRead<'a>>,
+    /// `tools` as sent, when it is an array: the proxy forwards it unchanged, and an agent's
+    /// tool definitions (JSON schemas of nested objects) were, read as a tree, most of what was
+    /// left of reading its request once `input` was kept as text.
+    pub tools: Option<&'a RawValue>,
 }
 
 /// A body's `input`.
@@ -204,10 +215,22 @@ impl<'de> Visitor<'de> for BodyVisitor {
         let mut read = BodyRead {
             fields: Map::new(),
             input: None,
+            tools: None,
         };
         while let Some(key) = map.next_key::<String>()? {
             if key == "input" {
                 read.input = Some(map.next_value_seed(InputSeed)?);
+            } else if key == "tools" {
+                // A key given twice keeps its last value, as in a tree.
+                let tools: &'de RawValue = map.next_value()?;
+                if tools.get().starts_with('[') {
+                    read.fields.remove("tools");
+                    read.tools = Some(tools);
+                } else {
+                    read.tools = None;
+                    let tree = serde_json::from_str(tools.get()).map_err(A::Error::custom)?;
+                    read.fields.insert(key, tree);
+                }
             } else {
                 read.fields.insert(key, map.next_value()?);
             }

@@ -5,6 +5,7 @@
 //! ([`crate::raw_input`]): an agent's conversation is most of a request, and the proxy only
 //! looks at a few keys of each item. [`normalise`] takes a tree (the chat translation's).
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::error::ProxyError;
@@ -24,6 +25,9 @@ pub struct UpstreamRequest {
     /// The normalised `input` as JSON text, when it was kept as the caller's text
     /// ([`normalise_text`]).
     pub raw_input: Option<String>,
+    /// `tools` as the caller sent it, when it was kept as text ([`normalise_text`]); `body`
+    /// then has no `tools`.
+    pub raw_tools: Option<String>,
     /// Whether the caller asked for a stream.
     pub stream: bool,
     /// The model id, for logs.
@@ -43,21 +47,34 @@ pub struct NormaliseOptions<'a> {
 const ENCRYPTED_REASONING: &str = "reasoning.encrypted_content";
 
 impl UpstreamRequest {
-    /// The body as JSON text, `input` spliced in when it was kept as text.
+    /// The body as JSON text, `input` and `tools` spliced in when they were kept as text.
     pub fn body_bytes(&self) -> Vec<u8> {
-        let raw_input = self.raw_input.as_deref().unwrap_or("");
+        let kept = [("input", &self.raw_input), ("tools", &self.raw_tools)];
+        let kept_bytes: usize = kept
+            .iter()
+            .flat_map(|(_, text)| text.as_deref())
+            .map(str::len)
+            .sum();
         // Sized for a typical body up front: growing from empty copied it five times.
-        let mut out = Vec::with_capacity(4096 + raw_input.len());
+        let mut out = Vec::with_capacity(4096 + kept_bytes);
         // Serialising a `Value` into memory cannot fail: its map keys are strings.
         let _ = serde_json::to_writer(&mut out, &self.body);
-        if self.raw_input.is_some() && out.last() == Some(&b'}') {
-            // `out` is an object's compact text, `{}` or `{…}`: `input` goes before the brace.
+        for (key, text) in kept {
+            let Some(text) = text else {
+                continue;
+            };
+            if out.last() != Some(&b'}') {
+                break;
+            }
+            // `out` is an object's compact text, `{}` or `{…}`: the member goes before the brace.
             out.pop();
             if out.len() > 1 {
                 out.push(b',');
             }
-            out.extend_from_slice(b"\"input\":");
-            out.extend_from_slice(raw_input.as_bytes());
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(text.as_bytes());
             out.push(b'}');
         }
         out
@@ -78,16 +95,21 @@ pub fn normalise_text(
         .ok()
         .filter(|text| within_depth(text) && !may_hold_a_lone_surrogate(text))
         .and_then(read_body);
-    let Some(BodyRead { mut fields, input }) = read else {
+    let Some(BodyRead {
+        mut fields,
+        input,
+        tools,
+    }) = read
+    else {
         return normalise(parse_object(body)?, options);
     };
     match input {
-        Some(InputRead::Items(items)) => normalise_parts(fields, options, Some(&items)),
+        Some(InputRead::Items(items)) => normalise_parts(fields, options, Some(&items), tools),
         Some(InputRead::Tree(value)) => {
             fields.insert("input".into(), value);
-            normalise(fields, options)
+            normalise_parts(fields, options, None, tools)
         }
-        None => normalise(fields, options),
+        None => normalise_parts(fields, options, None, tools),
     }
 }
 
@@ -96,16 +118,18 @@ pub fn normalise(
     body: Map<String, Value>,
     options: &NormaliseOptions<'_>,
 ) -> Result<UpstreamRequest, ProxyError> {
-    normalise_parts(body, options, None)
+    normalise_parts(body, options, None, None)
 }
 
 /// [`normalise`], with the `input` array kept as text when `raw_items` holds it (and `body`
-/// then has no `input`). The checks run in the same order either way, so a body with two
-/// faults is refused for the same one.
+/// then has no `input`), and `tools` when `raw_tools` holds it (an array, which is forwarded
+/// unchanged; `body` then has no `tools`). The checks run in the same order either way, so a
+/// body with two faults is refused for the same one.
 fn normalise_parts(
     body: Map<String, Value>,
     options: &NormaliseOptions<'_>,
     raw_items: Option<&[ItemRead<'_>]>,
+    raw_tools: Option<&RawValue>,
 ) -> Result<UpstreamRequest, ProxyError> {
     let model = match body.get("model") {
         Some(Value::String(model)) if !model.trim().is_empty() => model.clone(),
@@ -191,7 +215,7 @@ fn normalise_parts(
         }
     }
     check_types(&upstream)?;
-    if upstream.get("tools").is_none_or(Value::is_null) {
+    if raw_tools.is_none() && upstream.get("tools").is_none_or(Value::is_null) {
         upstream.insert("tools".into(), json!([]));
     }
     if upstream.get("tool_choice").is_none_or(Value::is_null) {
@@ -216,6 +240,7 @@ fn normalise_parts(
     Ok(UpstreamRequest {
         body: Value::Object(upstream),
         raw_input,
+        raw_tools: raw_tools.map(|tools| tools.get().to_owned()),
         stream,
         model,
         dropped,
@@ -510,7 +535,10 @@ mod tests {
             // The one difference on purpose (see `raw_input`): such a number is passed on, or
             // refused in other words when its item is changed.
             (Err(_), text) if number_out_of_range(body) => match text {
-                Ok(request) => assert!(request.raw_input.is_some(), "{shown}"),
+                Ok(request) => assert!(
+                    request.raw_input.is_some() || request.raw_tools.is_some(),
+                    "{shown}"
+                ),
                 Err(error) => assert_eq!(error.status(), 400, "{shown}"),
             },
             (Err(tree), Err(text)) => assert_eq!(tree.body(), text.body(), "{shown}"),
@@ -551,6 +579,17 @@ mod tests {
             br#"{"model":"m","input":[{"type":"message","n":1e400}]}"#,
             br#"{"model":"m","input":[{"role":"user","content":"x","n":-1e400}]}"#,
             br#"{"model":"m","input":[{"type":"message","n":-0.0,"m":1.5e3,"big":123456789012345678901234567890}]}"#,
+            br#"{"model":"m","input":"x","tools":[{"type":"function","name":"f","parameters":{"type":"object","properties":{"a":{"type":"string"}}}},{"type":"web_search"}]}"#,
+            br#"{"model":"m","tools": [ {"type":"function","description":"\u00e9\n"} ] ,"input":"x"}"#,
+            br#"{"model":"m","input":"x","tools":null}"#,
+            br#"{"model":"m","input":"x","tools":{}}"#,
+            br#"{"model":"m","input":"x","tools":[],"tools":null}"#,
+            br#"{"model":"m","input":"x","tools":5,"tools":[{"type":"web_search"}]}"#,
+            br#"{"model":"m","input":"x","tools":[{"type":"web_search"}],"tools":"no"}"#,
+            br#"{"model":"m","input":[{"type":"message"}],"tools":[{"n":1e400}]}"#,
+            br#"{"model":"m","input":5,"tools":[]}"#,
+            br#"{"model":"m","input":"x","tools":[],"temperature":1,"tool_choice":5}"#,
+            br#"{"tools":[{"type":"web_search"}],"input":"x"}"#,
             br#"{"model":"m","input":[{"type":"message"}] trailing"#,
             br#"{"model":"m","input":[{"type":"message"}]"#,
             br#"[{"model":"m"}]"#,
@@ -561,6 +600,38 @@ mod tests {
         for body in bodies {
             assert_text_reading_agrees(body);
         }
+    }
+
+    #[test]
+    fn an_array_of_tools_goes_upstream_as_sent() {
+        let tools = r#"[ {"type":"function", "name":"f", "description":"\u00e9", "parameters":{"type":"object"}}, {"type":"web_search"} ]"#;
+        let body = format!(r#"{{"model":"m","input":"hi","tools":{tools}}}"#);
+        let request = normalise_text(body.as_bytes(), &OPTIONS).expect("valid");
+        assert_eq!(request.raw_tools.as_deref(), Some(tools));
+        assert!(
+            request.body.get("tools").is_none(),
+            "not in the tree as well"
+        );
+        let sent = String::from_utf8(request.body_bytes()).expect("utf-8");
+        assert!(
+            sent.contains(&format!(r#""tools":{tools}"#)),
+            "as sent, spacing and escapes and all: {sent}"
+        );
+        let sent: Value = serde_json::from_str(&sent).expect("json");
+        assert_eq!(sent["tools"][1], json!({"type": "web_search"}));
+        assert_eq!(sent["input"][0]["content"][0]["text"], "hi");
+        assert_eq!(sent["tool_choice"], "auto");
+    }
+
+    #[test]
+    fn tools_that_are_not_an_array_are_read_as_a_tree() {
+        let request =
+            normalise_text(br#"{"model":"m","input":"hi","tools":null}"#, &OPTIONS).expect("valid");
+        assert!(request.raw_tools.is_none());
+        assert_eq!(request.body["tools"], json!([]), "the default, as before");
+        let error = normalise_text(br#"{"model":"m","input":"hi","tools":{"a":1}}"#, &OPTIONS)
+            .expect_err("not an array");
+        assert_eq!(error.param().as_deref(), Some("tools"));
     }
 
     #[test]

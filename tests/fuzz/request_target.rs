@@ -159,8 +159,8 @@ fn check_text_reading(bytes: &[u8]) -> Result<(), String> {
         }
         (Err(tree), Err(text)) if tree.body() == text.body() => Ok(()),
         // The one difference on purpose (`raw_input`): a number past `f64`'s range in an input
-        // item is passed on as written (or refused in other words when its item is changed),
-        // where a tree refuses the body.
+        // item or in `tools` is passed on as written (or refused in other words when its item
+        // is changed), where a tree refuses the body.
         (Err(_), _)
             if serde_json::from_slice::<Value>(bytes)
                 .is_err_and(|error| error.to_string().contains("number out of range")) =>
