@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cpu_clock::process_cpu_time;
-use crate::fast_fake::ACCESS_TOKEN;
+use crate::fast_fake::access_token;
 use crate::http1;
 
 /// The caller key the proxy accepts.
@@ -105,7 +105,7 @@ impl ProxyProcess {
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
             .env("PROXY_API_KEY", PROXY_KEY)
-            .env("OPENAI_ACCESS_TOKEN", ACCESS_TOKEN)
+            .env("OPENAI_ACCESS_TOKEN", access_token())
             .env("CODEX_BASE_URL", upstream_base)
             .env("CREDENTIALS_FILE", scratch.join("credentials.json"))
             .env("AUTH_BASE_URL", "http://127.0.0.1:9")

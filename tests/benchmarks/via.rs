@@ -20,7 +20,7 @@ use codex_sub_proxy::config::{Config, ConfigError};
 use codex_sub_proxy::responses_request::{NormaliseOptions, normalise};
 use serde_json::{Value, json};
 
-use crate::fast_fake::{ACCESS_TOKEN, RESPONSES_PATH, Scenario};
+use crate::fast_fake::{RESPONSES_PATH, Scenario, access_token};
 use crate::proxy_process::PROXY_KEY;
 
 /// Which way a request goes.
@@ -71,7 +71,7 @@ impl Via {
     /// The bearer to send.
     pub fn bearer(self) -> &'static str {
         match self {
-            Via::Direct | Via::Nginx => ACCESS_TOKEN,
+            Via::Direct | Via::Nginx => access_token(),
             Via::Proxy | Via::Chat => PROXY_KEY,
         }
     }
