@@ -7,22 +7,26 @@
 //!
 //! Persistence of rotated tokens (the credentials file) plugs in through [`TokenStore`].
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::ProxyError;
 use crate::oauth::{RefreshFailure, RefreshedTokens};
+use crate::scrub::SecretScrubber;
 
 /// Refresh this long before `exp` (the newer CLI's rule, contract §1.4).
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// What one upstream request needs.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Credentials {
     /// The bearer token.
     pub access_token: String,
     /// The `ChatGPT-Account-ID` header value.
     pub account_id: Option<String>,
+    /// Finds the bearer token in what the caller is sent (`scrub`); one per token, shared by
+    /// the requests that carry it.
+    pub scrubber: Option<Arc<SecretScrubber>>,
 }
 
 /// The tokens held at one moment.
@@ -137,6 +141,8 @@ struct State {
     refresh_count: u64,
     /// Outcomes: ok, transient, permanent.
     outcomes: [u64; 3],
+    /// The scrubber of the access token last handed out, for the next request that carries it.
+    scrubber: Option<Arc<SecretScrubber>>,
 }
 
 /// The shared token cache.
@@ -167,6 +173,7 @@ impl TokenCache {
                 last_refresh_error: None,
                 refresh_count: 0,
                 outcomes: [0; 3],
+                scrubber: None,
             }),
             refreshed: Condvar::new(),
             refresher,
@@ -175,12 +182,12 @@ impl TokenCache {
 
     /// Credentials for a request, refreshing first when the token is about to expire.
     pub fn current(&self) -> Result<Credentials, ProxyError> {
-        let state = self.lock();
+        let mut state = self.lock();
         if needs_proactive_refresh(&state.tokens, now()) && state.tokens.refresh_token.is_some() {
             let snapshot = state.tokens.access_token.clone();
             return self.refresh_if_unchanged(state, snapshot.as_deref(), true);
         }
-        credentials(&state.tokens)
+        credentials(&mut state)
     }
 
     /// After an upstream 401 with `rejected`: refresh once, unless another thread already did.
@@ -251,14 +258,14 @@ impl TokenCache {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         if state.tokens.access_token.as_deref() != seen {
-            return credentials(&state.tokens);
+            return credentials(&mut state);
         }
         if proactive && !needs_proactive_refresh(&state.tokens, now()) {
-            return credentials(&state.tokens);
+            return credentials(&mut state);
         }
         let Some(refresh_token) = state.tokens.refresh_token.clone() else {
             return if proactive {
-                credentials(&state.tokens)
+                credentials(&mut state)
             } else {
                 Err(ProxyError::UpstreamUnauthorized)
             };
@@ -277,10 +284,10 @@ impl TokenCache {
                     log::info!("credentials changed on disk; using them");
                     state.tokens = stored;
                     state.dead_refresh_token = None;
-                    return credentials(&state.tokens);
+                    return credentials(&mut state);
                 }
                 _ if proactive && !is_expired(&state.tokens, now()) => {
-                    return credentials(&state.tokens);
+                    return credentials(&mut state);
                 }
                 _ => return Err(ProxyError::CredentialsUnavailable { message }),
             }
@@ -299,7 +306,7 @@ impl TokenCache {
                 state.outcomes[0] += 1;
                 state.tokens = tokens;
                 state.last_refresh_error = None;
-                credentials(&state.tokens)
+                credentials(&mut state)
             }
             Err(failure @ RefreshFailure::Permanent { .. }) => {
                 state.outcomes[2] += 1;
@@ -313,7 +320,7 @@ impl TokenCache {
                 state.last_refresh_error = Some(cause.clone());
                 if proactive && !is_expired(&state.tokens, now()) {
                     // The CLI keeps using the old token when a proactive refresh fails.
-                    credentials(&state.tokens)
+                    credentials(&mut state)
                 } else {
                     Err(ProxyError::TokenRefreshFailed { cause })
                 }
@@ -325,12 +332,24 @@ impl TokenCache {
     }
 }
 
-fn credentials(tokens: &TokenSet) -> Result<Credentials, ProxyError> {
-    match &tokens.access_token {
-        Some(access_token) => Ok(Credentials {
-            access_token: access_token.clone(),
-            account_id: tokens.account_id.clone(),
-        }),
+/// The credentials for a request, with the scrubber of their token: kept from the last call
+/// while the token is the same.
+fn credentials(state: &mut State) -> Result<Credentials, ProxyError> {
+    match &state.tokens.access_token {
+        Some(access_token) => {
+            let kept = state
+                .scrubber
+                .as_ref()
+                .is_some_and(|scrubber| scrubber.is_for(access_token));
+            if !kept {
+                state.scrubber = SecretScrubber::new(access_token).map(Arc::new);
+            }
+            Ok(Credentials {
+                access_token: access_token.clone(),
+                account_id: state.tokens.account_id.clone(),
+                scrubber: state.scrubber.clone(),
+            })
+        }
         None => Err(ProxyError::CredentialsUnavailable {
             message: "No upstream credentials are configured: set OPENAI_ACCESS_TOKEN and \
                       OPENAI_REFRESH_TOKEN, or run `codex-sub-proxy --login`."
@@ -426,6 +445,7 @@ mod tests {
         let credentials = Credentials {
             access_token: "access-secret".into(),
             account_id: None,
+            scrubber: SecretScrubber::new("access-secret").map(Arc::new),
         };
         assert!(!format!("{credentials:?}").contains("secret"));
     }
@@ -450,6 +470,27 @@ mod tests {
             assert_eq!(thread.join().expect("thread"), "access-1");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn requests_with_the_same_token_share_its_scrubber_and_a_new_token_gets_its_own() {
+        let (cache, _) = cache(now() + 3600, Ok(()));
+        let first = cache.current().expect("creds");
+        let second = cache.current().expect("creds");
+        let (Some(first), Some(second)) = (first.scrubber, second.scrubber) else {
+            panic!("a token has a scrubber");
+        };
+        assert!(Arc::ptr_eq(&first, &second), "built once for the token");
+        assert!(first.is_for("access-0"));
+        let refreshed = cache
+            .refresh_after_unauthorized("access-0")
+            .expect("refreshed");
+        let scrubber = refreshed.scrubber.expect("a scrubber");
+        assert!(scrubber.is_for("access-1"), "the new token's, not the old one's");
+        assert_eq!(
+            scrubber.scrub(b"a access-1 b").as_ref(),
+            b"a <redacted> b".as_slice()
+        );
     }
 
     #[test]

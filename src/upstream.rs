@@ -128,7 +128,7 @@ impl UpstreamClient {
                                 ReadBuffer::with_capacity(read_buffer::CAPACITY, reader),
                                 MAX_EVENT_BYTES,
                             ),
-                            scrubber: scrubber_for(&credentials.access_token),
+                            scrubber: credentials.scrubber.clone(),
                         });
                     }
                     if status == 401 && !refreshed {
@@ -148,7 +148,7 @@ impl UpstreamClient {
                             error: failure_error,
                             status: Some(status),
                             passthrough_headers,
-                            scrubber: scrubber_for(&credentials.access_token),
+                            scrubber: credentials.scrubber.clone(),
                         });
                     }
                 }
@@ -270,11 +270,6 @@ fn read_failure(response: http_response::Response) -> ProxyError {
         retry_after,
         body: &body,
     })
-}
-
-/// The scrubber for the access token a call carried (`scrub`).
-fn scrubber_for(access_token: &str) -> Option<Arc<SecretScrubber>> {
-    SecretScrubber::new(access_token).map(Arc::new)
 }
 
 /// The caller's error for a transport failure that retries did not cure.
