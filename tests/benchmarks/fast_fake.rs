@@ -342,19 +342,40 @@ fn stream_response(
         buffer: Vec::with_capacity(4096),
         frame: Vec::with_capacity(4096),
     };
+    // The headers the real backend sends with a stream (contract §5.2 and §6.2), which the
+    // proxy reads and passes on: fewer would make each answer look cheaper than it is.
     events.buffer.extend_from_slice(
         b"HTTP/1.1 200 OK\r\n\
           content-type: text/event-stream; charset=utf-8\r\n\
           cache-control: no-cache\r\n\
           transfer-encoding: chunked\r\n\
+          server: cloudflare\r\n\
+          openai-model: gpt-5.5\r\n\
+          x-reasoning-included: false\r\n\
+          x-models-etag: W/\"5f2c8a1d9e7b4c3a\"\r\n\
+          x-codex-plan-type: pro\r\n\
+          x-codex-active-limit: codex\r\n\
           x-codex-primary-used-percent: 12.5\r\n\
           x-codex-primary-window-minutes: 300\r\n\
+          x-codex-primary-reset-at: 1796000000\r\n\
+          x-codex-primary-reset-after-seconds: 9000\r\n\
           x-codex-secondary-used-percent: 40.0\r\n\
-          x-codex-secondary-window-minutes: 10080\r\n",
+          x-codex-secondary-window-minutes: 10080\r\n\
+          x-codex-secondary-reset-at: 1796400000\r\n\
+          x-codex-secondary-reset-after-seconds: 409000\r\n\
+          x-codex-primary-over-secondary-limit-percent: 0\r\n\
+          x-codex-credits-has-credits: False\r\n\
+          x-codex-credits-unlimited: False\r\n\
+          x-codex-credits-balance: 0\r\n",
     );
-    events
-        .buffer
-        .extend_from_slice(format!("x-request-id: {}\r\n\r\n", random_hex(16)).as_bytes());
+    let (request_id, ray) = (random_hex(16), random_hex(8));
+    events.buffer.extend_from_slice(
+        format!(
+            "x-request-id: {request_id}\r\nx-oai-request-id: {request_id}\r\n\
+             cf-ray: {ray}-SJC\r\n\r\n"
+        )
+        .as_bytes(),
+    );
 
     let model = request
         .get("model")
