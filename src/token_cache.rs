@@ -486,7 +486,10 @@ mod tests {
             .refresh_after_unauthorized("access-0")
             .expect("refreshed");
         let scrubber = refreshed.scrubber.expect("a scrubber");
-        assert!(scrubber.is_for("access-1"), "the new token's, not the old one's");
+        assert!(
+            scrubber.is_for("access-1"),
+            "the new token's, not the old one's"
+        );
         assert_eq!(
             scrubber.scrub(b"a access-1 b").as_ref(),
             b"a <redacted> b".as_slice()
