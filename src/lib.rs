@@ -13,7 +13,8 @@
 //! - [`param_policy`]: the table deciding, per field, forward / rewrite / drop / reject.
 //! - [`param_path`]: where a value sits in a request body, written out only for an error.
 //! - [`responses_request`]: `/v1/responses` body → Codex backend body.
-//! - [`raw_input`]: a `/v1/responses` `input` array kept as the caller's text, items changed only as needed.
+//! - [`raw_input`]: a `/v1/responses` `input` array kept as the caller's text, items changed only as
+//!   needed, and its `tools` array as sent.
 //! - [`chat_request`]: `/v1/chat/completions` body → Codex backend body (via the Responses
 //!   normalisation); tools, tool_choice, response_format, reasoning, effort aliases.
 //! - [`chat_messages`]: chat `messages` → Responses input items; tool-call pairing repair.

@@ -1,9 +1,10 @@
 //! Normalises a `/v1/responses` request body into what the Codex backend accepts (contract
 //! §4.2–§4.6, §9.1). Pure: JSON in, JSON out.
 //!
-//! [`normalise_text`] reads a caller's body and keeps its `input` array as text
-//! ([`crate::raw_input`]): an agent's conversation is most of a request, and the proxy only
-//! looks at a few keys of each item. [`normalise`] takes a tree (the chat translation's).
+//! [`normalise_text`] reads a caller's body and keeps its `input` array and its `tools` array
+//! as text ([`crate::raw_input`]): an agent's conversation and tool definitions are most of a
+//! request, and the proxy only looks at a few keys of each item and at none inside the tools.
+//! [`normalise`] takes a tree (the chat translation's).
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
