@@ -32,8 +32,9 @@
 //! report to `tests/benchmarks/results.md` and `results.csv` (a snapshot to commit) instead
 //! of `target/bench-relay.md` and `.csv`; `--save=NAME` writes `results-NAME.md` and `.csv`,
 //! for another build of the proxy, given by `PROXY_BINARY` (the binary Cargo builds for the
-//! benchmark otherwise). If nginx is not installed its rows are skipped with a note. Without the `--bench` flag that `cargo bench` passes (so under `cargo test
-//! --all-targets`) it measures nothing.
+//! benchmark otherwise). If nginx is not installed its rows are skipped with a note. Without
+//! the `--bench` flag that `cargo bench` passes (so under `cargo test --all-targets`) it
+//! measures nothing.
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
