@@ -19,9 +19,8 @@
 //!    changes. The relay's CPU per event (with its kernel share and context switches, from
 //!    /proc; for the proxy also the threads it started, from /proc/<pid>/task) and the delay
 //!    it adds per delta (p50, p99, against direct at the same concurrency) should stay flat:
-//!    at 256 streams within 25 % of 1. All rows run
-//!    [`PASSES`] times, one pass after another; the verdict is the median of the passes'
-//!    ratios, with their range.
+//!    at 256 streams within 25 % of 1. All rows run [`PASSES`] times, one pass after
+//!    another; the verdict is the median of the passes' ratios, with their range.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -32,20 +32,17 @@ const START_POLL: Duration = Duration::from_millis(1);
 /// architecture Rust targets; std has no `sysconf`).
 const USER_HZ: u64 = 100;
 
-/// The binary under test: `PROXY_BINARY` when set (the static musl build the container ships,
-/// say), else the release build Cargo made for this benchmark.
-pub fn binary() -> PathBuf {
+/// The binary given by `PROXY_BINARY` (the static musl build the container ships, say).
+pub fn given_binary() -> Option<PathBuf> {
     std::env::var_os("PROXY_BINARY")
         .filter(|path| !path.is_empty())
-        .map_or_else(
-            || PathBuf::from(env!("CARGO_BIN_EXE_codex-sub-proxy")),
-            PathBuf::from,
-        )
+        .map(PathBuf::from)
 }
 
-/// Whether the binary under test is one given through `PROXY_BINARY`.
-pub fn binary_is_given() -> bool {
-    std::env::var_os("PROXY_BINARY").is_some_and(|path| !path.is_empty())
+/// The binary under test: [`given_binary`], else the release build Cargo made for this
+/// benchmark.
+pub fn binary() -> PathBuf {
+    given_binary().unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_codex-sub-proxy")))
 }
 
 /// A running proxy child process.

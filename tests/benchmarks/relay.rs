@@ -424,7 +424,7 @@ fn header(report: &mut Report, nginx_line: &str, chosen: &[&str]) {
         }
     ));
     let binary = proxy_process::binary();
-    let built = if proxy_process::binary_is_given() {
+    let built = if proxy_process::given_binary().is_some() {
         "given by PROXY_BINARY"
     } else {
         "release profile"

@@ -20,7 +20,7 @@ const START_TARGET: Duration = Duration::from_millis(50);
 pub fn run(bench: &mut Bench) -> BenchResult<()> {
     let binary = crate::proxy_process::binary();
     let size = std::fs::metadata(&binary)?.len();
-    let built = if crate::proxy_process::binary_is_given() {
+    let built = if crate::proxy_process::given_binary().is_some() {
         "the build given by PROXY_BINARY"
     } else {
         "release profile: LTO, one codegen unit, stripped"
