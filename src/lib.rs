@@ -61,7 +61,10 @@
 //!   and the socket's write timeout is set once.
 //! - [`upstream_resolver`]: the agent's resolver: the backend's addresses kept for 30 s, so a
 //!   call on a pooled connection makes no DNS lookup.
-//! - [`signals`]: SIGTERM/SIGINT as a flag (the crate's only `unsafe`).
+//! - [`signals`]: SIGTERM/SIGINT as a flag (`unsafe`: a call to `signal(2)`).
+//! - [`allocator`]: the static build's global allocator, `malloc` with freed small blocks kept
+//!   in a few bounded shared caches, since musl's allocator serialises every call (`unsafe`, as
+//!   every allocator is).
 //! - [`logging`]: the stderr log backend (plain or JSON lines), its pure `LineFormatter`,
 //!   and the access log line.
 //! - [`credentials_file`]: the `auth.json`-layout file, its lock and state sidecars, atomic
@@ -71,6 +74,7 @@
 //! - [`login`]: `--login`, the device-code flow; the code exchange and saving shared by both flows.
 //! - [`login_browser`]: `--login --browser`, PKCE with a localhost callback.
 
+pub mod allocator;
 pub mod caller_auth;
 pub mod chat_content;
 pub mod chat_events;

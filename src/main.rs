@@ -8,6 +8,12 @@ use std::time::Duration;
 use codex_sub_proxy::config::{Config, help_text};
 use codex_sub_proxy::{build_proxy, serve, signals};
 
+/// musl's allocator serialises every call on one lock; see `allocator`'s notes.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: codex_sub_proxy::allocator::CachingAllocator =
+    codex_sub_proxy::allocator::CachingAllocator::new();
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
