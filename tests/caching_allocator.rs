@@ -4,8 +4,6 @@
 //! every answer must still be exactly right. (The glibc build keeps glibc's allocator, so
 //! without this test only the static-binary check would run the proxy on the caches.)
 
-#![expect(clippy::expect_used, reason = "tests fail loudly")]
-
 #[path = "support/fake_codex.rs"]
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod fake_codex;
@@ -16,11 +14,9 @@ mod harness;
 #[expect(dead_code, reason = "shared test support; each test crate uses a part")]
 mod secrets;
 
-use std::io::BufReader;
-
 use codex_sub_proxy::allocator::{CachingAllocator, LARGEST_CACHED};
 use fake_codex::{FakeCodex, Script};
-use harness::{TestProxy, config, post_json, raw_request, read_chunk, read_head};
+use harness::{TestProxy, config, post_json, stream_events};
 use serde_json::{Value, json};
 
 #[global_allocator]
@@ -41,33 +37,18 @@ fn reply() -> String {
         .join(" ")
 }
 
-/// Streams `body` to `path` and returns the status and the text of the answer: Responses
-/// `output_text` deltas, or chat content deltas.
-fn streamed_text(addr: &str, path: &str, body: &Value) -> (u16, String) {
-    let stream = raw_request(addr, "POST", path, body.to_string().as_bytes());
-    let mut reader = BufReader::new(stream);
-    let (status, _) = read_head(&mut reader);
-    let mut raw = Vec::new();
-    while let Some(chunk) = read_chunk(&mut reader) {
-        raw.extend(chunk);
-    }
-    let raw = String::from_utf8(raw).expect("utf-8 stream");
-    let text = raw
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .filter(|data| *data != "[DONE]")
-        .map(|data| serde_json::from_str::<Value>(data).expect("event JSON"))
+/// The text of a streamed answer: Responses `output_text` deltas, or chat content deltas.
+fn streamed_text(events: &[Value]) -> String {
+    events
+        .iter()
         .filter_map(|event| {
             if event["type"] == "response.output_text.delta" {
-                event["delta"].as_str().map(str::to_owned)
+                event["delta"].as_str()
             } else {
-                event["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(str::to_owned)
+                event["choices"][0]["delta"]["content"].as_str()
             }
         })
-        .collect();
-    (status, text)
+        .collect()
 }
 
 #[test]
@@ -107,17 +88,17 @@ fn concurrent_requests_through_the_caching_allocator_get_exact_answers() {
                         2 => {
                             let mut body = responses.clone();
                             body["stream"] = json!(true);
-                            let (status, text) = streamed_text(&addr, "/v1/responses", &body);
+                            let (status, _, events) = stream_events(&addr, "/v1/responses", &body);
                             assert_eq!(status, 200);
-                            assert_eq!(text, expected);
+                            assert_eq!(streamed_text(&events), expected);
                         }
                         _ => {
                             let mut body = chat.clone();
                             body["stream"] = json!(true);
-                            let (status, text) =
-                                streamed_text(&addr, "/v1/chat/completions", &body);
+                            let (status, _, events) =
+                                stream_events(&addr, "/v1/chat/completions", &body);
                             assert_eq!(status, 200);
-                            assert_eq!(text, expected);
+                            assert_eq!(streamed_text(&events), expected);
                         }
                     }
                 }

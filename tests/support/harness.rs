@@ -400,7 +400,8 @@ pub fn read_chunk(reader: &mut impl BufRead) -> Option<Vec<u8>> {
     Some(data)
 }
 
-/// Streams a request and returns the event data objects (via the chunked reader).
+/// Streams a request and returns the event data objects (via the chunked reader); a chat
+/// stream's closing `[DONE]` is the string `"[DONE]"`.
 pub fn stream_events(
     addr: &str,
     path: &str,
@@ -433,7 +434,10 @@ pub fn stream_events(
                 .lines()
                 .filter_map(|l| l.strip_prefix("data: "))
                 .collect();
-            (!data.is_empty()).then(|| serde_json::from_str(&data.join("\n")).expect("event JSON"))
+            (!data.is_empty()).then(|| match data.join("\n").as_str() {
+                "[DONE]" => Value::from("[DONE]"),
+                data => serde_json::from_str(data).expect("event JSON"),
+            })
         })
         .collect();
     for event in events.iter().filter(|event| is_error_event(event)) {
