@@ -93,6 +93,51 @@ struct FreeList {
     len: usize,
 }
 
+impl Shard {
+    /// Runs `f` on this cache's free lists while holding its flag, or answers `None` at once
+    /// when another thread holds it.
+    fn try_with<T>(&self, f: impl FnOnce(&mut [FreeList; CLASSES]) -> T) -> Option<T> {
+        if self
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        // SAFETY: the flag is ours until the store below, so no other reference to the lists
+        // exists.
+        let answer = f(unsafe { &mut *self.lists.get() });
+        self.busy.store(false, Ordering::Release);
+        Some(answer)
+    }
+}
+
+impl FreeList {
+    /// Unlinks the most recently kept block, if any.
+    fn pop(&mut self) -> Option<*mut u8> {
+        if self.head.is_null() {
+            return None;
+        }
+        let block = self.head;
+        // SAFETY: a block on the list holds the next block's address in its first word
+        // (written by `push`); blocks are 8-aligned and at least 16 bytes.
+        self.head = unsafe { block.cast::<*mut u8>().read() };
+        self.len -= 1;
+        Some(block)
+    }
+
+    /// Links `block` in front.
+    ///
+    /// # Safety
+    /// `block` is a block of this list's class that no one uses any more: 8-aligned and at
+    /// least 16 bytes, so its first word can hold the chain.
+    unsafe fn push(&mut self, block: *mut u8) {
+        unsafe { block.cast::<*mut u8>().write(self.head) };
+        self.head = block;
+        self.len += 1;
+    }
+}
+
 // SAFETY: a shard's lists are read and written only by the thread holding its `busy` flag
 // (acquired with `Acquire`, released with `Release`), and the blocks on them are owned by no one.
 unsafe impl Sync for Shard {}
@@ -165,55 +210,27 @@ impl CachingAllocator {
         &self.shards[index % SHARDS]
     }
 
-    /// Runs `f` on this thread's free list of `class`, or answers `None` at once when another
-    /// thread holds that cache.
-    fn with_list<T>(&self, class: usize, f: impl FnOnce(&mut FreeList) -> T) -> Option<T> {
-        let shard = self.shard();
-        if shard
-            .busy
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return None;
-        }
-        // SAFETY: the flag is ours until the store below, so no other reference to the lists
-        // exists; `class < CLASSES` (from `class_of`).
-        let answer = f(unsafe { &mut (*shard.lists.get())[class] });
-        shard.busy.store(false, Ordering::Release);
-        Some(answer)
-    }
-
-    /// A cached block of `class`, if this thread's cache has one.
+    /// A cached block of `class` (`< CLASSES`, from `class_of`), if this thread's cache has
+    /// one and is free.
     fn take(&self, class: usize) -> Option<*mut u8> {
-        self.with_list(class, |list| {
-            if list.head.is_null() {
-                return None;
-            }
-            let block = list.head;
-            // SAFETY: a block on the list holds the next block's address in its first word
-            // (written by `keep`); blocks are 8-aligned and at least 16 bytes.
-            list.head = unsafe { block.cast::<*mut u8>().read() };
-            list.len -= 1;
-            Some(block)
-        })
-        .flatten()
+        self.shard().try_with(|lists| lists[class].pop()).flatten()
     }
 
     /// Puts `block` (of `class`, no longer used) on this thread's free list; answers whether it
     /// was kept (when not, the caller frees it).
     fn keep(&self, class: usize, block: *mut u8) -> bool {
-        self.with_list(class, |list| {
-            if list.len >= capacity(class) {
-                return false;
-            }
-            // SAFETY: the block is ours (given back by the caller), 8-aligned and at least 16
-            // bytes, so its first word can hold the chain.
-            unsafe { block.cast::<*mut u8>().write(list.head) };
-            list.head = block;
-            list.len += 1;
-            true
-        })
-        .unwrap_or(false)
+        self.shard()
+            .try_with(|lists| {
+                let list = &mut lists[class];
+                if list.len >= capacity(class) {
+                    return false;
+                }
+                // SAFETY: the caller gave the block back, and it was allocated with the class
+                // layout (8-aligned, at least 16 bytes).
+                unsafe { list.push(block) };
+                true
+            })
+            .unwrap_or(false)
     }
 
     /// Blocks held by all caches in the class of `size`-byte blocks (for tests; takes each
@@ -222,19 +239,10 @@ impl CachingAllocator {
         let Some(class) = Layout::from_size_align(size, 1).ok().and_then(class_of) else {
             return 0;
         };
-        let mut total = 0;
-        for shard in &self.shards {
-            if shard
-                .busy
-                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                // SAFETY: the flag is held, as in `with_list`.
-                total += unsafe { (*shard.lists.get())[class].len };
-                shard.busy.store(false, Ordering::Release);
-            }
-        }
-        total
+        self.shards
+            .iter()
+            .filter_map(|shard| shard.try_with(|lists| lists[class].len))
+            .sum()
     }
 }
 
@@ -243,16 +251,10 @@ impl Drop for CachingAllocator {
     fn drop(&mut self) {
         for shard in &mut self.shards {
             for (class, list) in shard.lists.get_mut().iter_mut().enumerate() {
-                while !list.head.is_null() {
-                    let block = list.head;
-                    // SAFETY: as in `take`; the block then goes back to `System` with the
-                    // layout it was allocated with.
-                    unsafe {
-                        list.head = block.cast::<*mut u8>().read();
-                        System.dealloc(block, class_layout(class));
-                    }
+                while let Some(block) = list.pop() {
+                    // SAFETY: back to `System` with the layout it was allocated with.
+                    unsafe { System.dealloc(block, class_layout(class)) };
                 }
-                list.len = 0;
             }
         }
     }
