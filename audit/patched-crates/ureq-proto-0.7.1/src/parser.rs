@@ -56,15 +56,24 @@ pub fn try_parse_response<const N: usize>(
         status_code(v)?
     };
 
-    let mut builder = Response::builder().version(version).status(status);
-
+    // PATCH(codex-sub-proxy ureq-proto 2): fill the response's header map directly, sized
+    // for its headers up front. The release added each header through `Response::builder()`,
+    // which moves the whole builder in and out for every header, and grew the map from empty
+    // (reallocating and rehashing it as it filled). A value `HeaderValue` refuses is a parse
+    // error here, as a refused name already was; the release's builder would have panicked
+    // (httparse admits the same bytes `HeaderValue` does, so neither happens in practice).
+    let mut response = Response::new(());
+    *response.version_mut() = version;
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    map.reserve(res.headers.len());
     for h in res.headers {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|e| Error::HttpParseFail(e.to_string()))?;
-        builder = builder.header(name, h.value);
+        let value = http::HeaderValue::from_bytes(h.value)
+            .map_err(|e| Error::HttpParseFail(e.to_string()))?;
+        map.append(name, value);
     }
-
-    let response = builder.body(()).expect("a valid response");
 
     Ok(Some((input_used, response)))
 }
