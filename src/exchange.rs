@@ -17,6 +17,7 @@ use serde::Serialize;
 use tiny_http::{Method, Request};
 
 use crate::error::ProxyError;
+use crate::header_list::HeaderList;
 use crate::http_head::{Framing, http_date, response_head};
 use crate::metrics::Metrics;
 use crate::scrub::SecretScrubber;
@@ -121,7 +122,7 @@ impl Exchange {
         &mut self,
         status: u16,
         body: &T,
-        headers: &[(String, String)],
+        headers: &HeaderList,
     ) {
         self.respond_bytes(
             status,
@@ -132,13 +133,13 @@ impl Exchange {
     }
 
     /// Answers with a body that is already JSON text.
-    pub fn respond_json_text(&mut self, status: u16, json: String, headers: &[(String, String)]) {
+    pub fn respond_json_text(&mut self, status: u16, json: String, headers: &HeaderList) {
         self.respond_bytes(status, json.into_bytes(), "application/json", headers);
     }
 
     /// Answers with a text body of the given content type.
     pub fn respond_text(&mut self, status: u16, text: String, content_type: &str) {
-        self.respond_bytes(status, text.into_bytes(), content_type, &[]);
+        self.respond_bytes(status, text.into_bytes(), content_type, &HeaderList::EMPTY);
     }
 
     fn respond_bytes(
@@ -146,7 +147,7 @@ impl Exchange {
         status: u16,
         bytes: Vec<u8>,
         content_type: &str,
-        headers: &[(String, String)],
+        headers: &HeaderList,
     ) {
         let Some(request) = self.request.take() else {
             return;
@@ -170,12 +171,11 @@ impl Exchange {
             ("Content-Type", content_type),
             ("x-request-id", self.request_id.as_str()),
         ];
-        let extra = headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
         let head = with_date(|date| {
             response_head(
                 status,
                 date,
-                fixed.into_iter().chain(extra),
+                fixed.into_iter().chain(headers.iter()),
                 Framing::Length(length),
             )
         });
@@ -198,19 +198,16 @@ impl Exchange {
     }
 
     /// Answers with an OpenAI-shaped error.
-    pub fn respond_error(&mut self, error: &ProxyError, headers: &[(String, String)]) {
+    pub fn respond_error(&mut self, error: &ProxyError, headers: &HeaderList) {
         self.error_code = error.code();
-        let mut all: Vec<(String, String)> = error
-            .headers()
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), value))
-            .collect();
-        all.extend_from_slice(headers);
+        let own = error.headers();
+        let mut all = HeaderList::of(own.iter().map(|(name, value)| (*name, value.as_str())));
+        all.extend(headers);
         self.respond_json(error.status(), &error.body(), &all);
     }
 
     /// Starts a `text/event-stream` answer. Fails when already answered or the client is gone.
-    pub fn start_stream(&mut self, headers: &[(String, String)]) -> io::Result<EventStream> {
+    pub fn start_stream(&mut self, headers: &HeaderList) -> io::Result<EventStream> {
         let request = self
             .request
             .take()
@@ -224,14 +221,14 @@ impl Exchange {
             ("X-Accel-Buffering", "no"),
             ("x-request-id", self.request_id.as_str()),
         ];
-        let extra = headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
         let framing = if chunked {
             Framing::Chunked
         } else {
             Framing::UntilClose
         };
-        let head =
-            with_date(|date| response_head(200, date, fixed.into_iter().chain(extra), framing));
+        let head = with_date(|date| {
+            response_head(200, date, fixed.into_iter().chain(headers.iter()), framing)
+        });
         let mut writer = request.into_writer();
         writer.write_all(&head)?;
         writer.flush()?;

@@ -21,6 +21,7 @@
 //! - [`chat_content`]: chat content parts (text, images, files) → Responses input parts.
 //! - [`chat_tools`]: chat tools, `web_search_options`, `tool_choice` → Responses forms.
 //! - [`sse`]: SSE line parser, bounded reader, frame encoder.
+//! - [`header_list`]: headers an answer passes on, kept as one text (two allocations a list).
 //! - [`http_head`]: response heads (status, date, headers, framing) written as one buffer.
 //! - [`read_buffer`]: the buffered reader under the upstream event stream, reused per thread.
 //! - [`responses_relay`]: the Responses event transcript: relay frames, final object.
@@ -91,6 +92,7 @@ pub mod credentials_file;
 pub mod env_file;
 pub mod error;
 pub mod exchange;
+pub mod header_list;
 pub mod http_head;
 pub mod ids;
 pub mod intake;

@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::header_list::HeaderList;
+
 /// One rate-limit window (primary: usually 5 hours; secondary: usually weekly).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Window {
@@ -57,9 +59,9 @@ const PREFIX: &str = "x-codex-";
 /// `reset-after-seconds` (older backends) is turned into a reset time using `now`. Of a name
 /// given twice, the first counts. One pass over the headers: looking each name up on its own
 /// was ten passes.
-pub fn parse(headers: &[(String, String)], now: u64) -> Option<QuotaSnapshot> {
+pub fn parse(headers: &HeaderList, now: u64) -> Option<QuotaSnapshot> {
     let mut found: [Option<&str>; FIELDS.len()] = [None; FIELDS.len()];
-    for (key, value) in headers {
+    for (key, value) in headers.iter() {
         if let Some(index) = field_index(key) {
             found[index].get_or_insert_with(|| value.trim());
         }
@@ -134,11 +136,8 @@ pub fn usage_body(snapshot: Option<&QuotaSnapshot>, now: u64) -> Value {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn headers(pairs: &[(&str, &str)]) -> HeaderList {
+        HeaderList::of(pairs.iter().copied())
     }
 
     #[test]

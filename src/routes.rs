@@ -13,6 +13,7 @@ use crate::caller_auth::{is_authorized, is_public_path};
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
+use crate::header_list::HeaderList;
 use crate::server::Handler;
 use crate::token_cache::TokenCache;
 use crate::upstream::UpstreamClient;
@@ -81,7 +82,7 @@ pub fn route_name(path: &str) -> &'static str {
 impl Handler for Proxy {
     fn handle(&self, exchange: &mut Exchange) {
         if let Err(error) = self.route(exchange) {
-            exchange.respond_error(&error, &[]);
+            exchange.respond_error(&error, &HeaderList::EMPTY);
         }
     }
 }
@@ -101,10 +102,12 @@ impl Proxy {
         let method = exchange.method().clone();
         let read = matches!(method, Method::Get | Method::Head);
         match resolve(&path) {
-            Route::Health if read => exchange.respond_json(200, &json!({"ok": true}), &[]),
+            Route::Health if read => {
+                exchange.respond_json(200, &json!({"ok": true}), &HeaderList::EMPTY)
+            }
             Route::Ready if read => {
                 let (status, body) = self.readiness();
-                exchange.respond_json(status, &body, &[]);
+                exchange.respond_json(status, &body, &HeaderList::EMPTY);
             }
             Route::Metrics if read => {
                 let text = self.metrics.render(&self.tokens.readiness());
@@ -115,15 +118,17 @@ impl Proxy {
                     self.metrics.quota().as_ref(),
                     crate::token_cache::now(),
                 );
-                exchange.respond_json(200, &body, &[]);
+                exchange.respond_json(200, &body, &HeaderList::EMPTY);
             }
-            Route::Models if read => exchange.respond_json(200, &self.model_list(), &[]),
+            Route::Models if read => {
+                exchange.respond_json(200, &self.model_list(), &HeaderList::EMPTY)
+            }
             Route::Model(id) if read => {
                 let model = self.model(&id).ok_or_else(|| ProxyError::NotFound {
                     message: format!("The model `{id}` does not exist or is not listed by this proxy (CODEX_MODELS)."),
                     code: Some("model_not_found".into()),
                 })?;
-                exchange.respond_json(200, &model, &[]);
+                exchange.respond_json(200, &model, &HeaderList::EMPTY);
             }
             Route::Responses if method == Method::Post => {
                 crate::responses_handler::serve(self, exchange)?

@@ -39,6 +39,7 @@ use tiny_http::Request;
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
+use crate::header_list::HeaderList;
 use crate::intake;
 use crate::job_queue::JobQueue;
 use crate::logging::{Field, access};
@@ -295,13 +296,16 @@ fn refuse(
     metrics: &Arc<Metrics>,
 ) -> bool {
     let mut exchange = Exchange::new(request, Vec::new(), request_id, started, metrics.clone());
-    let close = [("Connection".to_string(), "close".to_string())];
     let closes = matches!(
         error,
         ProxyError::PayloadTooLarge { .. } | ProxyError::RequestTimeout | ProxyError::ShuttingDown
     );
-    let extra: &[(String, String)] = if closes { &close } else { &[] };
-    exchange.respond_error(error, extra);
+    let extra = if closes {
+        HeaderList::of([("Connection", "close")])
+    } else {
+        HeaderList::new()
+    };
+    exchange.respond_error(error, &extra);
     record(&exchange, metrics);
     !closes
 }
@@ -322,7 +326,7 @@ fn work(queue: &JobQueue<Job>, index: usize, handler: &dyn Handler, metrics: &Ar
             log::error!("{} handler panicked; answering 500", exchange.request_id);
         }
         if !exchange.is_answered() {
-            exchange.respond_error(&ProxyError::Internal, &[]);
+            exchange.respond_error(&ProxyError::Internal, &HeaderList::EMPTY);
         }
         metrics.busy_workers.fetch_sub(1, Ordering::Relaxed);
         record(&exchange, metrics);

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::ProxyError;
 use crate::exchange::{EventStream, Exchange};
+use crate::header_list::HeaderList;
 use crate::param_policy::DROPPED_HEADER;
 use crate::responses_relay::{ResponsesTranscript, eof_before_completion, is_passthrough_name};
 use crate::responses_request::UpstreamRequest;
@@ -70,7 +71,7 @@ pub fn open_upstream(
     proxy: &Proxy,
     exchange: &mut Exchange,
     request: &UpstreamRequest,
-) -> Option<(UpstreamStream, Vec<(String, String)>)> {
+) -> Option<(UpstreamStream, HeaderList)> {
     let session_id = session_id(&request.body);
     exchange.dropped = request.dropped.clone();
     match proxy
@@ -83,7 +84,7 @@ pub fn open_upstream(
             // Moved, not copied: the stream has no further use for them.
             let mut headers = std::mem::take(&mut upstream.passthrough_headers);
             if !request.dropped.is_empty() {
-                headers.push((DROPPED_HEADER.to_string(), request.dropped.join(", ")));
+                headers.push(DROPPED_HEADER, &request.dropped.join(", "));
             }
             Some((upstream, headers))
         }
@@ -102,7 +103,7 @@ pub fn open_upstream(
 pub fn relay(
     exchange: &mut Exchange,
     mut upstream: UpstreamStream,
-    headers: &[(String, String)],
+    headers: &HeaderList,
     translator: &mut impl StreamTranslator,
 ) {
     let mut stream = match exchange.start_stream(headers) {

@@ -11,6 +11,7 @@ use ureq::unversioned::transport::{Connector, DefaultConnector};
 
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::header_list::HeaderList;
 use crate::metrics::Metrics;
 use crate::oauth::transport_kind;
 use crate::pool_probe::ProbeWhenTaken;
@@ -34,7 +35,7 @@ pub struct UpstreamStream {
     /// The upstream's HTTP status (2xx).
     pub status: u16,
     /// `x-codex-*` headers of the upstream response, to pass on to the caller.
-    pub passthrough_headers: Vec<(String, String)>,
+    pub passthrough_headers: HeaderList,
     /// The events.
     pub events: SseReader<ReadBuffer<ureq::BodyReader<'static>>>,
     /// Finds the access token this call carried in what the caller is sent (`scrub`).
@@ -49,7 +50,7 @@ pub struct Refusal {
     /// The upstream's HTTP status, when it answered.
     pub status: Option<u16>,
     /// `x-codex-*` headers, when the upstream answered at all.
-    pub passthrough_headers: Vec<(String, String)>,
+    pub passthrough_headers: HeaderList,
     /// Finds the access token the call carried in the answer (`scrub`), when one was sent.
     pub scrubber: Option<Arc<SecretScrubber>>,
 }
@@ -59,7 +60,7 @@ impl From<ProxyError> for Refusal {
         Refusal {
             error,
             status: None,
-            passthrough_headers: Vec::new(),
+            passthrough_headers: HeaderList::new(),
             scrubber: None,
         }
     }
@@ -99,6 +100,11 @@ impl UpstreamClient {
     /// POSTs `body` to the responses endpoint and returns the event stream once the upstream
     /// answered 2xx. Retries 5xx and transport failures with backoff; on 401 asks the token
     /// cache for a fresh token once and retries.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the Ok variant (a live stream with its reader) is larger still; boxing the \
+                  refusal would not shrink the Result"
+    )]
     pub fn open_stream(
         &self,
         payload: Vec<u8>,
@@ -292,16 +298,16 @@ mod http_response {
 }
 
 /// `x-codex-*` response headers, passed on to callers (quota visibility).
-fn passthrough(headers: &ureq::http::HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter(|(name, _)| name.as_str().starts_with("x-codex-"))
-        .filter_map(|(name, value)| {
-            let value = value.to_str().ok()?;
-            crate::config::is_header_safe(value)
-                .then(|| (name.as_str().to_string(), value.to_string()))
-        })
-        .collect()
+fn passthrough(headers: &ureq::http::HeaderMap) -> HeaderList {
+    HeaderList::of(
+        headers
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("x-codex-"))
+            .filter_map(|(name, value)| {
+                let value = value.to_str().ok()?;
+                crate::config::is_header_safe(value).then_some((name.as_str(), value))
+            }),
+    )
 }
 
 /// `200ms × 2^attempt × jitter(0.9–1.1)` (contract §6.3).
