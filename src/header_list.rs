@@ -29,13 +29,27 @@ impl HeaderList {
         }
     }
 
+    /// An empty list with room for `headers` headers of `bytes` bytes in all (names and values)
+    /// before it grows.
+    pub fn with_capacity(headers: usize, bytes: usize) -> Self {
+        HeaderList {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(headers),
+        }
+    }
+
     /// A list of `pairs`, in their order.
     pub fn of<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut list = HeaderList::new();
-        for (name, value) in pairs {
-            list.push(name, value);
-        }
+        list.extend_from(pairs);
         list
+    }
+
+    /// Adds `pairs` at the end, in their order.
+    pub fn extend_from<'a>(&mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (name, value) in pairs {
+            self.push(name, value);
+        }
     }
 
     /// Adds a header at the end.
@@ -48,9 +62,7 @@ impl HeaderList {
 
     /// Adds every header of `other` at the end.
     pub fn extend(&mut self, other: &HeaderList) {
-        for (name, value) in other.iter() {
-            self.push(name, value);
-        }
+        self.extend_from(other.iter());
     }
 
     /// The headers, as `(name, value)` in order.

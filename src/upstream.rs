@@ -297,9 +297,15 @@ mod http_response {
     pub type Response = ureq::http::Response<ureq::Body>;
 }
 
+/// Room for the backend's `x-codex-*` headers (14 of about 460 bytes, contract §6.2), so that
+/// the list is allocated once.
+const PASSTHROUGH_HEADERS: usize = 16;
+const PASSTHROUGH_BYTES: usize = 640;
+
 /// `x-codex-*` response headers, passed on to callers (quota visibility).
 fn passthrough(headers: &ureq::http::HeaderMap) -> HeaderList {
-    HeaderList::of(
+    let mut list = HeaderList::with_capacity(PASSTHROUGH_HEADERS, PASSTHROUGH_BYTES);
+    list.extend_from(
         headers
             .iter()
             .filter(|(name, _)| name.as_str().starts_with("x-codex-"))
@@ -307,7 +313,8 @@ fn passthrough(headers: &ureq::http::HeaderMap) -> HeaderList {
                 let value = value.to_str().ok()?;
                 crate::config::is_header_safe(value).then_some((name.as_str(), value))
             }),
-    )
+    );
+    list
 }
 
 /// `200ms × 2^attempt × jitter(0.9–1.1)` (contract §6.3).
