@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checks that each crate under audit/patched-crates is its crates.io release plus exactly the
-# documented patch (NAME-VERSION.patch, a `diff -ru` of src/). Fetches the pristine releases
-# through cargo (registry access needed once).
+# documented patch (NAME-VERSION.patch, a `diff -ru` of src/ and Cargo.toml). Fetches the
+# pristine releases through cargo (registry access needed once).
 # Usage: sh audit/check-patched-crates.sh [--write]   (--write regenerates the .patch files)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +28,8 @@ for pair in $crates; do
   mkdir -p "$tmp/cmp"
   cp -r "$release/src" "$tmp/cmp/release"
   cp -r "$root/audit/patched-crates/$dir/src" "$tmp/cmp/patched"
+  cp "$release/Cargo.toml" "$tmp/cmp/release/Cargo.toml"
+  cp "$root/audit/patched-crates/$dir/Cargo.toml" "$tmp/cmp/patched/Cargo.toml"
   (cd "$tmp/cmp" && diff -ru release patched | sed -E 's/^(---|\+\+\+) ([^	]*)	.*/\1 \2/' > "$tmp/$dir.patch") || true
   if [ "${1:-}" = "--write" ]; then
     cp "$tmp/$dir.patch" "$root/audit/patched-crates/$dir.patch"

@@ -67,15 +67,29 @@ pub fn try_parse_response<const N: usize>(
     *response.status_mut() = status;
     let map = response.headers_mut();
     map.reserve(res.headers.len());
+    // PATCH(codex-sub-proxy ureq-proto 3): the values are slices of one shared copy of the
+    // head (two allocations in all) instead of a copy each (one allocation per header).
+    let head = bytes::Bytes::copy_from_slice(&input[..input_used]);
     for h in res.headers {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|e| Error::HttpParseFail(e.to_string()))?;
-        let value = http::HeaderValue::from_bytes(h.value)
-            .map_err(|e| Error::HttpParseFail(e.to_string()))?;
+        let value = match within(input, input_used, h.value) {
+            Some(range) => http::HeaderValue::from_maybe_shared(head.slice(range)),
+            None => http::HeaderValue::from_bytes(h.value),
+        }
+        .map_err(|e| Error::HttpParseFail(e.to_string()))?;
         map.append(name, value);
     }
 
     Ok(Some((input_used, response)))
+}
+
+/// PATCH(codex-sub-proxy ureq-proto 3): where `part`, a slice httparse returned, lies in the
+/// first `used` bytes of `input`, as a range of indexes (`None` if it does not).
+fn within(input: &[u8], used: usize, part: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(input.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= used.min(input.len())).then_some(start..end)
 }
 
 /// Convert a status code parsed by httparse into a [`StatusCode`].
@@ -314,5 +328,37 @@ mod test {
             .expect("parse ok")
             .expect("complete");
         assert_eq!(res.status().as_u16(), 999);
+    }
+
+    // PATCH(codex-sub-proxy ureq-proto 3): values read from the shared head are the same as
+    // copies would be, repeated names keep every value in order, and a slice from outside the
+    // head is never taken as part of it.
+    #[test]
+    fn header_values_from_the_shared_head() {
+        let bytes = "HTTP/1.1 200 OK\r\n\
+            x-codex-plan-type: pro\r\n\
+            Set-Cookie: a=1\r\n\
+            x-empty:\r\n\
+            Set-Cookie: b=2\r\n\
+            x-obs: café\r\n\r\nbody after the head";
+        let (used, res) = try_parse_response::<20>(bytes.as_bytes())
+            .expect("parse ok")
+            .expect("complete");
+        assert_eq!(&bytes[used..], "body after the head");
+        let headers = res.headers();
+        assert_eq!(headers.get("x-codex-plan-type").expect("plan"), "pro");
+        let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(headers.get("x-empty").expect("empty").as_bytes(), b"");
+        assert_eq!(
+            headers.get("x-obs").expect("obs-text").as_bytes(),
+            "café".as_bytes()
+        );
+
+        let input = b"0123456789";
+        assert_eq!(super::within(input, 10, &input[2..5]), Some(2..5));
+        assert_eq!(super::within(input, 4, &input[2..5]), None);
+        assert_eq!(super::within(&input[5..], 5, &input[0..2]), None);
+        assert_eq!(super::within(input, 10, b"elsewhere"), None);
     }
 }
