@@ -4,7 +4,8 @@
 //! for the verdicts, 3 for the tables read only; the order of the paths reversed every other
 //! round, so that no path always follows the same one), a short answer (20 deltas, no pauses).
 //! With 3 rounds in the same order, one run's median proxy / nginx at 64 clients ranged from
-//! 0.76 to 0.95 (seventeen runs). The
+//! 0.76 to 0.95 (seventeen runs); with 5, alternating, and 10 % fewer instructions per request,
+//! 0.82 to 0.96 (nine runs, either path, glibc and musl builds). The
 //! proxy paths ask for `"stream": false`, so the proxy aggregates the upstream stream into
 //! one JSON object (a Response or a `chat.completion`); direct and nginx read the fake's SSE
 //! stream to its end (a relay has nothing to aggregate). Reported as ratios to direct and to
