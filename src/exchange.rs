@@ -200,8 +200,12 @@ impl Exchange {
     /// Answers with an OpenAI-shaped error.
     pub fn respond_error(&mut self, error: &ProxyError, headers: &HeaderList) {
         self.error_code = error.code();
-        let own = error.headers();
-        let mut all = HeaderList::of(own.iter().map(|(name, value)| (*name, value.as_str())));
+        let mut all = HeaderList::of(
+            error
+                .headers()
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+        );
         all.extend(headers);
         self.respond_json(error.status(), &error.body(), &all);
     }

@@ -1,9 +1,9 @@
 //! SIGTERM and SIGINT, turned into a flag that the main thread polls.
 //!
 //! The standard library has no signal API, so this is one of the crate's two `unsafe` modules
-//! (the other is `allocator`): one call to libc's `signal(2)` per signal, installing a handler that only stores to an atomic
-//! (async-signal-safe). Both glibc and musl give `signal` BSD semantics (SA_RESTART), so
-//! blocking calls elsewhere are not interrupted.
+//! (the other is `allocator`): one call to libc's `signal(2)` per signal, installing a handler
+//! that only stores to an atomic (async-signal-safe). Both glibc and musl give `signal` BSD
+//! semantics (SA_RESTART), so blocking calls elsewhere are not interrupted.
 #![expect(unsafe_code, reason = "signal(2) has no safe wrapper in std")]
 
 use std::sync::atomic::{AtomicBool, Ordering};
